@@ -1,0 +1,1 @@
+"""The MakrX contract suite: one module per area of the conventions."""

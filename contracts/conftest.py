@@ -1,0 +1,80 @@
+"""Fixtures shared by the contract modules: the OpenAPI document and provoked responses, once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.client import ContractClient
+from harness.openapi import OpenAPIDoc, fetch_openapi
+from harness.ports import SourceAddresses
+from harness.provoke import Provoker, database_outage
+from harness.target.launcher import RunningTarget
+
+
+@pytest.fixture(scope="session")
+def session_client(makrx_target: RunningTarget, makrx_source_addresses: SourceAddresses) -> ContractClient:
+    """A session-long client with its own source address (for responses shared between contracts)."""
+    client = ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next())
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def openapi(session_client: ContractClient) -> OpenAPIDoc | None:
+    """The target's OpenAPI document, or None when it serves none."""
+    return fetch_openapi(session_client)
+
+
+@pytest.fixture(scope="session")
+def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_target: RunningTarget,
+             makrx_source_addresses: SourceAddresses, make_token: Callable[..., str],
+             makrx_config: Any, request: pytest.FixtureRequest) -> Provoker:
+    def new_client() -> ContractClient:
+        client = ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next())
+        request.addfinalizer(client.close)
+        return client
+
+    def outage() -> Any:
+        if not makrx_target.restartable:
+            pytest.skip("a URL target's database is not the harness's to stop")
+        return database_outage(request.getfixturevalue("makrx_services").postgres)
+
+    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, make_token, outage,
+                    makrx_config.rate_budget)
+
+
+def _is_kind(kind: str, status: int) -> bool:
+    if kind == "5xx":
+        return status >= 500
+    if kind in ("200", "preflight"):
+        return status < 400
+    return status == int(kind)
+
+
+@pytest.fixture(scope="session")
+def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
+    """The response of each kind, provoked once per session and shared by the contracts that read it.
+
+    A contract about, say, the body of a 403 cannot judge a 401 given instead: it is skipped naming
+    the precondition, and ERR-STATUS (which reads the status) fails, so the gate stays red.
+    """
+    cache: dict[str, httpx.Response | BaseException] = {}
+
+    def get(kind: str, check_status: bool = False) -> httpx.Response:
+        if kind not in cache:
+            try:
+                cache[kind] = provoker.provoke(kind)
+            except pytest.skip.Exception as exc:
+                cache[kind] = exc  # a kind this backend cannot show is skipped once, not re-tried
+        found = cache[kind]
+        if isinstance(found, BaseException):
+            raise found
+        if not _is_kind(kind, found.status_code) and not check_status:
+            pytest.skip(f"precondition: the {kind} situation answered {found.status_code} (see ERR-STATUS)")
+        return found
+
+    return get

@@ -1,0 +1,189 @@
+"""STRUCTURE: the backend's files follow the conventions' layout (static checks on a path target)."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.contract import MUST, SHOULD, expect, violation
+from harness.target.launcher import TargetLauncher
+from harness.target.resolve import TargetSpec
+
+pytestmark = pytest.mark.structure
+
+LAYOUT = ("main.py", "database.py", "dependencies.py", "models/", "schemas/", "crud/", "routes/", "middleware/",
+          "services/", "security/", "core/config.py", "migrations/")
+ENV_EXAMPLE_NAMES = ("KEYCLOAK_URL", "KEYCLOAK_REALM", "KEYCLOAK_CLIENT_ID", "DATABASE_URL", "REDIS_URL",
+                     "CORS_ORIGINS", "TRUST_PROXY")
+
+
+@pytest.fixture(scope="module")
+def backend_dir(makrx_target_spec: TargetSpec) -> Path:
+    if makrx_target_spec.path is None:
+        pytest.skip("static checks need the backend's files; a URL target has none here")
+    return makrx_target_spec.path
+
+
+def _missing(root: Path, entries: tuple[str, ...]) -> list[str]:
+    return [e for e in entries if not (root / e.rstrip("/")).is_dir() and e.endswith("/")
+            or not e.endswith("/") and not (root / e).is_file()]
+
+
+@pytest.mark.contract("STRUCT-LAYOUT", level=MUST)
+def test_the_backend_has_the_conventional_layout(backend_dir: Path) -> None:
+    """The backend has main.py, database.py, dependencies.py, models/, schemas/, crud/, routes/,
+    middleware/, services/, security/, core/config.py and migrations/.
+
+    CONVENTIONS, Structure.
+    """
+    missing = _missing(backend_dir, LAYOUT)
+    expect(not missing, f"{backend_dir.name} lacks parts of the layout", received="missing " + ", ".join(missing),
+           expected=", ".join(LAYOUT))
+
+
+@pytest.mark.contract("STRUCT-ERROR-MIDDLEWARE", level=MUST)
+def test_errors_are_handled_in_middleware_error_handling(backend_dir: Path) -> None:
+    """Structured error responses live in middleware/error_handling.py.
+
+    CONVENTIONS, Error Handling: "Use middleware/error_handling.py for structured responses".
+    """
+    expect((backend_dir / "middleware" / "error_handling.py").is_file(), "no middleware/error_handling.py",
+           received="file missing", expected=f"{backend_dir.name}/middleware/error_handling.py")
+
+
+@pytest.mark.contract("STRUCT-SECURITY-HELPERS", level=MUST)
+def test_security_helpers_live_under_security(backend_dir: Path) -> None:
+    """Reusable security helpers and sanitizers are security/helpers.py and security/input_validation.py.
+
+    CONVENTIONS, Security.
+    """
+    missing = _missing(backend_dir / "security", ("helpers.py", "input_validation.py"))
+    expect(not missing, "security helpers missing", received="missing security/" + ", security/".join(missing),
+           expected="security/helpers.py and security/input_validation.py")
+
+
+def _defines_base_settings(path: Path) -> bool:
+    try:
+        tree = ast.parse(path.read_text())
+    except (SyntaxError, OSError):
+        return False
+    imported = any(isinstance(n, ast.ImportFrom) and (n.module or "").startswith("pydantic_settings")
+                   for n in ast.walk(tree))
+    subclass = any(isinstance(n, ast.ClassDef) and any(
+        (isinstance(b, ast.Name) and b.id == "BaseSettings") or (isinstance(b, ast.Attribute) and b.attr ==
+                                                                 "BaseSettings") for b in n.bases)
+        for n in ast.walk(tree))
+    return imported and subclass
+
+
+@pytest.mark.contract("STRUCT-PYDANTIC-SETTINGS", level=MUST)
+def test_config_is_pydantic_settings(backend_dir: Path) -> None:
+    """core/config.py defines the runtime options as a pydantic-settings BaseSettings class.
+
+    CONVENTIONS, Config: "Service runtime options via core/config.py (pydantic settings)".
+    """
+    config = backend_dir / "core" / "config.py"
+    expect(config.is_file() and _defines_base_settings(config), "core/config.py has no pydantic-settings class",
+           received="missing file" if not config.is_file() else "no BaseSettings subclass from pydantic_settings",
+           expected="class Settings(BaseSettings) imported from pydantic_settings")
+
+
+@pytest.mark.contract("STRUCT-ENV-EXAMPLE", level=MUST)
+def test_env_example_names_the_variables(backend_dir: Path) -> None:
+    """`.env.example` exists and names the variables the harness (and production) sets.
+
+    CONVENTIONS, Config: "plus .env.example per backend"; SPEC §2 (the MakrX auth contract).
+    """
+    example = backend_dir / ".env.example"
+    text = example.read_text() if example.is_file() else ""
+    named = set(re.findall(r"^\s*#?\s*([A-Z][A-Z0-9_]*)\s*=", text, re.M))
+    missing = [n for n in ENV_EXAMPLE_NAMES if n not in named]
+    expect(example.is_file() and not missing, ".env.example is missing or incomplete",
+           received="no .env.example" if not example.is_file() else "missing " + ", ".join(missing),
+           expected=", ".join(ENV_EXAMPLE_NAMES))
+
+
+def _alembic_script_dir(backend_dir: Path) -> Path | None:
+    ini = backend_dir / "alembic.ini"
+    if not ini.is_file():
+        return None
+    parser = configparser.ConfigParser(defaults={"here": str(backend_dir)})
+    try:
+        parser.read(ini)
+        return Path(parser.get("alembic", "script_location"))
+    except (configparser.Error, KeyError):
+        return None
+
+
+@pytest.mark.contract("STRUCT-ALEMBIC", level=MUST)
+def test_alembic_config_and_versions_exist(backend_dir: Path) -> None:
+    """alembic.ini exists, its script_location resolves, and that folder has a versions/ dir.
+
+    CONVENTIONS, Migrations: "Include Alembic config and versions dir per backend."
+    """
+    scripts = _alembic_script_dir(backend_dir)
+    if scripts is not None and not scripts.is_absolute():
+        scripts = backend_dir / scripts
+    expect(scripts is not None and (scripts / "versions").is_dir(), "no Alembic config with a versions dir",
+           received="no alembic.ini with [alembic] script_location" if scripts is None else
+           f"{scripts}/versions missing", expected="alembic.ini + <script_location>/versions/")
+
+
+@pytest.mark.contract("STRUCT-MIGRATIONS-APPLY", level=MUST)
+def test_alembic_upgrade_head_succeeds(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_services) -> None:
+    """`alembic -c <backend>/alembic.ini upgrade head` succeeds against a fresh test database.
+
+    CONVENTIONS, Migrations: "Use alembic ... upgrade head".
+    """
+    ini = backend_dir / "alembic.ini"
+    if not ini.is_file():
+        pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
+    url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
+    env = makrx_launcher.base_env(0) | {"DATABASE_URL": url}
+    argv = [sys.executable, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
+    try:
+        done = subprocess.run(argv, cwd=makrx_launcher.spec.import_root, env=env, capture_output=True, text=True,
+                              timeout=120)
+    except subprocess.TimeoutExpired:
+        raise violation("alembic upgrade head hung", received="no exit after 120 s", expected="exit 0") from None
+    finally:
+        makrx_services.postgres.drop_database(url.rsplit("/", 1)[1])
+    expect(done.returncode == 0, "alembic upgrade head failed on a fresh database",
+           received=f"exit {done.returncode}: " + (done.stderr or done.stdout).strip().splitlines()[-1:][0][:300]
+           if (done.stderr or done.stdout).strip() else f"exit {done.returncode}",
+           expected="exit 0")
+
+
+def _absolute_self_imports(backend_dir: Path, package: str) -> list[str]:
+    found = []
+    for path in sorted((backend_dir / "routes").glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text())
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and package and \
+                    (node.module == package or node.module.startswith(package + ".")):
+                found.append(f"routes/{path.name}:{node.lineno} from {node.module}")
+    return found
+
+
+@pytest.mark.contract("STRUCT-RELATIVE-IMPORTS", level=SHOULD)
+def test_routes_use_package_relative_imports(backend_dir: Path, makrx_target_spec: TargetSpec) -> None:
+    """Modules in routes/ import the backend's own modules relatively (`from ..database import get_db`).
+
+    CONVENTIONS, Imports: "Prefer package-relative imports inside service".
+    """
+    package = (makrx_target_spec.app or "").split(":")[0].rsplit(".", 1)[0]
+    if "." not in (makrx_target_spec.app or "").split(":")[0]:
+        pytest.skip("precondition: the backend is not a package, so relative imports are impossible")
+    found = _absolute_self_imports(backend_dir, package)
+    expect(not found, "routes import their own package absolutely", received="; ".join(found[:5]),
+           expected="relative imports such as `from ..database import get_db`")

@@ -1,0 +1,8 @@
+"""makrx-contracts harness: the pytest plugin, the fake Keycloak issuer, services and the target launcher."""
+
+from .contract import MUST, SHOULD, ContractViolation, expect, violation
+from .errors import ConfigError, HarnessError, IssuerError, ServiceError, TargetError
+
+__all__ = ["MUST", "SHOULD", "ContractViolation", "expect", "violation", "HarnessError", "ConfigError",
+           "TargetError", "ServiceError", "IssuerError"]
+__version__ = "0.1.0"

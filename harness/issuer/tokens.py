@@ -1,0 +1,236 @@
+"""Keycloak-shaped access, ID and refresh tokens, signed by the realm's active key at raw-pyjwt speed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from harness.errors import IssuerError
+
+from ._jose import b64url, compact, json_segment, sign_bytes
+from .keys import Key, KeySet
+from .users import User, UserDirectory
+
+__all__ = ["TokenFactory", "DEFAULT_SCOPE"]
+
+DEFAULT_SCOPE = "openid profile email"
+_KEEP: Any = object()
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _urlsafe(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class TokenFactory:
+    """Mints tokens with Keycloak's claim shapes for one realm.
+
+    ``claims()`` builds the payload, ``sign()`` turns any payload into a compact JWS with the active key
+    (or a chosen key, alg, kid or extra header members), ``mint()`` does both. Every claim can be
+    overridden per call; an override of ``None`` removes the claim. ``clock_offset`` (seconds) shifts
+    the issuer's clock for skew tests.
+    """
+
+    def __init__(
+        self,
+        keys: KeySet,
+        issuer_url: str = "",
+        *,
+        users: UserDirectory | None = None,
+        default_audience: str | Sequence[str] = "makrx-api",
+        lifetime: int = 300,
+        refresh_lifetime: int = 1800,
+        scope: str = DEFAULT_SCOPE,
+        clock_offset: float = 0.0,
+    ) -> None:
+        self.keys = keys
+        self.issuer_url = issuer_url
+        self.users = users if users is not None else UserDirectory(keys.seed, keys.realm)
+        self.default_audience = default_audience
+        self.lifetime = lifetime
+        self.refresh_lifetime = refresh_lifetime
+        self.scope = scope
+        self.clock_offset = clock_offset
+        seed_material = os.urandom(32) if keys.seed is None else f"makrx-hmac/{keys.seed}/{keys.realm}".encode()
+        self.hmac_secret = hashlib.sha512(seed_material).digest()
+        self.hmac_kid = str(uuid.UUID(bytes=hashlib.sha256(self.hmac_secret).digest()[:16], version=4))
+        self._headers: dict[tuple[str, str], str] = {}
+        self._identities: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def _identity(self, who: User) -> tuple[str, dict[str, Any]]:
+        """A user's login session id and profile claims (without sub), made once per user: one session per
+        user, as with a real login, and no per-token cost."""
+        found = self._identities.get(who.sub)
+        if found is None or found[1].get("preferred_username") != who.preferred_username:
+            identity = who.identity_claims()
+            del identity["sub"]
+            found = (str(uuid.uuid4()), identity)
+            self._identities[who.sub] = found
+        return found
+
+    # -- time and identity ------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The issuer's clock (wall clock + ``clock_offset``), in whole seconds."""
+        return int(time.time() + self.clock_offset)
+
+    def user(self, user: User | int | str | None) -> User:
+        if isinstance(user, User):
+            return user
+        return self.users.get(0 if user is None else user)
+
+    @staticmethod
+    def _audiences(audience: str | Sequence[str]) -> str | list[str]:
+        return audience if isinstance(audience, str) else list(audience)
+
+    # -- payloads ---------------------------------------------------------------------------------
+
+    def claims(
+        self,
+        audience: str | Sequence[str] | None = None,
+        roles: Iterable[str] = ("user",),
+        client_roles: Mapping[str, Iterable[str]] | None = None,
+        user: User | int | str | None = None,
+        expires_in: int | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        **claim_overrides: Any,
+    ) -> dict[str, Any]:
+        """An access-token payload as Keycloak issues it.
+
+        ``audience`` is the ``aud`` claim as given (a string, or a list such as ``["x-api", "account"]``);
+        ``azp`` defaults to the first audience. ``roles`` go to ``realm_access.roles`` and
+        ``client_roles`` to ``resource_access.<client>.roles``, exactly as given. ``expires_in`` may be
+        negative (an expired token). ``overrides`` (for names that are not identifiers, such as
+        ``allowed-origins``) and keyword overrides replace claims; ``None`` removes one.
+        """
+        aud = self._audiences(self.default_audience if audience is None else audience)
+        who = self.user(user)
+        now = int(time.time() + self.clock_offset)
+        session, identity = self._identity(who)
+        claims: dict[str, Any] = {
+            "exp": now + (self.lifetime if expires_in is None else expires_in),
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer_url,
+            "aud": aud,
+            "sub": who.sub,
+            "typ": "Bearer",
+            "azp": aud if isinstance(aud, str) else (aud[0] if aud else "account"),
+            "sid": session,
+            "session_state": session,
+            "acr": "1",
+            "realm_access": {"roles": list(roles)},
+            "resource_access": {client: {"roles": list(r)} for client, r in (client_roles or {}).items()},
+            "scope": self.scope,
+        }
+        claims.update(identity)
+        for source in (overrides or {}, claim_overrides):
+            for name, value in source.items():
+                if value is None:
+                    claims.pop(name, None)
+                else:
+                    claims[name] = value
+        return claims
+
+    # -- signing ----------------------------------------------------------------------------------
+
+    def sign(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        key: Key | None = None,
+        alg: str | None = None,
+        kid: str | None = _KEEP,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A compact JWS of ``claims``: header ``{"alg", "typ": "JWT", "kid"}`` like Keycloak's.
+
+        ``key`` defaults to the active key, ``alg`` to the key's, ``kid`` to the key's (``None`` drops
+        it); ``headers`` adds or replaces header members (a value of ``None`` removes one).
+        """
+        key = key or self.keys.active
+        alg = alg or key.alg
+        if headers is None and kid is _KEEP:
+            cache_key = (alg, key.kid)
+            header_segment = self._headers.get(cache_key)
+            if header_segment is None:
+                header_segment = json_segment({"alg": alg, "typ": "JWT", "kid": key.kid})
+                self._headers[cache_key] = header_segment
+        else:
+            header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+            if kid is _KEEP:
+                header["kid"] = key.kid
+            elif kid is not None:
+                header["kid"] = kid
+            for name, value in (headers or {}).items():
+                if value is None:
+                    header.pop(name, None)
+                else:
+                    header[name] = value
+            header_segment = json_segment(header)
+        payload_segment = _urlsafe(_dumps(claims).encode("utf-8"))
+        signing_input = f"{header_segment}.{payload_segment}"
+        signature = sign_bytes(alg, key.private_key, signing_input.encode("ascii"))
+        return f"{signing_input}.{_urlsafe(signature)}"
+
+    def mint(
+        self,
+        audience: str | Sequence[str] | None = None,
+        roles: Iterable[str] = ("user",),
+        client_roles: Mapping[str, Iterable[str]] | None = None,
+        user: User | int | str | None = None,
+        expires_in: int | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        **claim_overrides: Any,
+    ) -> str:
+        """A signed access token: ``sign(claims(...))``."""
+        if not self.issuer_url:
+            raise IssuerError("the token factory has no issuer URL", fix="start the Issuer (or set tokens.issuer_url) first")
+        return self.sign(self.claims(audience, roles, client_roles, user, expires_in,
+                                     overrides=overrides, **claim_overrides))
+
+    def id_token(self, client_id: str, *, user: User | int | str | None = None, access_token: str | None = None,
+                 nonce: str | None = None, session: str | None = None, **overrides: Any) -> str:
+        """An OIDC ID token for ``client_id`` (``typ: ID``, ``aud`` = ``azp`` = the client)."""
+        who = self.user(user)
+        now = self.now()
+        claims: dict[str, Any] = {
+            "exp": now + self.lifetime, "iat": now, "auth_time": now, "jti": str(uuid.uuid4()),
+            "iss": self.issuer_url, "aud": client_id, "sub": who.sub, "typ": "ID", "azp": client_id,
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        claims["sid"] = session or str(uuid.uuid4())
+        if access_token:
+            digest = hashlib.sha256(access_token.encode("ascii")).digest()
+            claims["at_hash"] = b64url(digest[: len(digest) // 2])
+        claims["acr"] = "1"
+        claims.update(who.identity_claims())
+        for name, value in overrides.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return self.sign(claims)
+
+    def refresh_token(self, client_id: str, *, user: User | int | str | None = None, session: str | None = None,
+                      scope: str | None = None, **overrides: Any) -> str:
+        """A refresh token as Keycloak issues it: ``typ: Refresh``, ``aud`` = the issuer, HS512 with the
+        realm's HMAC secret (so no backend can verify it with the JWKS)."""
+        who = self.user(user)
+        now = self.now()
+        claims: dict[str, Any] = {
+            "exp": now + self.refresh_lifetime, "iat": now, "jti": str(uuid.uuid4()), "iss": self.issuer_url,
+            "aud": self.issuer_url, "sub": who.sub, "typ": "Refresh", "azp": client_id,
+            "sid": session or str(uuid.uuid4()), "scope": scope or self.scope,
+        }
+        claims.update(overrides)
+        return compact({"alg": "HS512", "typ": "JWT", "kid": self.hmac_kid}, claims, "HS512", self.hmac_secret)

@@ -1,0 +1,122 @@
+"""Child processes the harness owns: own process group, die with their parent, logs to a file."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["ManagedProcess", "tail"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(uid: int | None, gid: int | None) -> None:
+    """Runs in the child between fork and exec: drop privileges, then ask to die with the parent.
+
+    The parent-death signal is cleared by a credential change, so it is set after setuid.
+    A SIGKILLed pytest cannot run its cleanup; this is what stops its servers anyway.
+    """
+    if gid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+    if uid is not None:
+        os.setuid(uid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last ``lines`` lines of a text file (empty when it does not exist)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """One started program: stdout and stderr go to ``log_path``; ``stop()`` always reaps it.
+
+    The child leads its own process group, so ``stop()`` also ends whatever it forked (workers,
+    reloaders), and ``prctl(PR_SET_PDEATHSIG)`` kills it if the harness dies without cleanup.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.name = name or Path(self.argv[0]).name
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=lambda: _child_setup(uid, gid),
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return self.popen.poll()
+
+    def is_running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the whole process group (no-op once it is gone)."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
+        """``sig`` to the group, then SIGKILL after ``timeout``; always reaps. Returns the exit code."""
+        if self.popen.poll() is None:
+            self.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.send_signal(signal.SIGKILL)
+                self.popen.wait(5)
+        # Grandchildren that outlived the leader (e.g. workers) share its group: end them too.
+        self.send_signal(signal.SIGKILL)
+        self._wait_group_gone(2.0)
+        return self.popen.returncode
+
+    def _wait_group_gone(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.popen.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)

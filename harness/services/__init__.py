@@ -1,0 +1,8 @@
+"""Redis and Postgres for a run: external URLs, docker (later) or embedded servers, behind one interface."""
+
+from __future__ import annotations
+
+from .base import PostgresService, RedisService
+from .provider import MODES, Services, provide_services
+
+__all__ = ["PostgresService", "RedisService", "Services", "provide_services", "MODES"]

@@ -1,0 +1,207 @@
+"""What every Postgres and Redis provider offers: URLs, fresh databases, and fault-injection controls."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import psycopg
+import redis
+from psycopg import sql
+
+from ..errors import ServiceError
+
+__all__ = ["PostgresService", "RedisService", "Provider", "SERVICE_KINDS", "postgres_url", "redacted"]
+
+# Names a caller may create: unquoted-identifier shape, lower case so the URL and psql agree.
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Databases a harness never replaces, whatever the caller asks.
+_PROTECTED_DBS = frozenset({"postgres", "template0", "template1"})
+SERVICE_KINDS = ("postgres", "redis")
+_ADMIN_TIMEOUT = 5  # seconds; libpq's connect_timeout for the harness's own admin connections
+
+
+def _host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def postgres_url(user: str, password: str, host: str, port: int, dbname: str) -> str:
+    """``postgresql://USER:PASSWORD@HOST:PORT/DBNAME`` with user and password percent-encoded."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql://{auth}@{_host_in_url(host)}:{port}/{quote(dbname, safe='')}"
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+class PostgresService(ABC):
+    """A Postgres server the backend under test can use; subclasses say who runs it."""
+
+    provider: ClassVar[str]
+    owns_process: ClassVar[bool]
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @property
+    def url(self) -> str:
+        """``postgresql://USER:PASSWORD@HOST:PORT/DBNAME`` of the service's own database."""
+        return self.url_for(self.dbname)
+
+    def url_for(self, dbname: str) -> str:
+        """The URL of database ``dbname`` on this server, with the service's credentials."""
+        return postgres_url(self.user, self.password, self.host, self.port, dbname)
+
+    def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A new psycopg connection (autocommit) to ``dbname`` (default: the service's database)."""
+        kwargs.setdefault("connect_timeout", _ADMIN_TIMEOUT)
+        kwargs.setdefault("autocommit", True)
+        return psycopg.connect(self.url_for(dbname or self.dbname), **kwargs)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database ``name`` (an existing one of that name is replaced); returns its URL."""
+        self._check_db_name(name)
+        self._admin(
+            f"create database {name!r}",
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+            sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)),
+        )
+        return self.url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, ending its open connections; no error when it does not exist."""
+        self._check_db_name(name)
+        self._admin(
+            f"drop database {name!r}",
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+        )
+
+    def _check_db_name(self, name: str) -> None:
+        if not _DB_NAME.match(name) or name in _PROTECTED_DBS or name == self.dbname:
+            raise ServiceError(
+                f"refused database name {name!r}: it must match {_DB_NAME.pattern} and must not be "
+                f"{self.dbname!r} (the service's own database) or one of {sorted(_PROTECTED_DBS)}",
+                fix="pass a fresh name such as 'makrx_<target>_<random hex>'",
+            )
+
+    def _admin(self, what: str, *statements: sql.Composed) -> None:
+        try:
+            with self.connect() as conn:
+                for statement in statements:
+                    conn.execute(statement)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ServiceError(
+                f"could not {what} on {redacted(self.url)}: user {self.user!r} may not create databases",
+                fix=f"grant it: ALTER ROLE {self.user} CREATEDB; or pass a URL of a user that may",
+                details=str(exc),
+            ) from exc
+        except psycopg.Error as exc:
+            raise ServiceError(f"could not {what} on {redacted(self.url)}", details=str(exc)) from exc
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the server (fault injection); ``start()`` brings it back on the same port with the same data."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the server again after ``stop()``; returns once it accepts connections."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Freeze the server: connections hang instead of failing (SIGSTOP for a local process)."""
+
+    @abstractmethod
+    def unpause(self) -> None:
+        """Undo ``pause()``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Final teardown: nothing of this service keeps running; safe to call twice."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redacted(self.url)}>"
+
+
+class RedisService(ABC):
+    """A Redis server the backend under test can use; subclasses say who runs it."""
+
+    provider: ClassVar[str]
+    owns_process: ClassVar[bool]
+    host: str
+    port: int
+    url: str
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A new redis-py client for ``url`` with short timeouts (close it when done)."""
+        kwargs.setdefault("socket_connect_timeout", _ADMIN_TIMEOUT)
+        kwargs.setdefault("socket_timeout", _ADMIN_TIMEOUT)
+        return redis.Redis.from_url(self.url, **kwargs)
+
+    def flushall(self) -> None:
+        """Empty the server, so a test starts from a clean Redis."""
+        try:
+            with self.client() as client:
+                client.flushall()
+        except redis.RedisError as exc:
+            raise ServiceError(f"could not flush Redis at {redacted(self.url)}", details=str(exc)) from exc
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the server (fault injection); ``start()`` brings it back on the same port."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the server again after ``stop()``; returns once it answers PING."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Freeze the server: commands hang instead of failing (SIGSTOP for a local process)."""
+
+    @abstractmethod
+    def unpause(self) -> None:
+        """Undo ``pause()``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Final teardown: nothing of this service keeps running; safe to call twice."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redacted(self.url)}>"
+
+
+class Provider(ABC):
+    """One way to get servers (docker, embedded, ...): says whether it can, then starts them under ``workdir``.
+
+    The chain in ``provider.py`` asks each provider in turn; adding a provider is one entry there.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, *, workdir: Path, cache_dir: Path | None = None) -> None:
+        self.workdir = workdir
+        self.cache_dir = cache_dir
+
+    @abstractmethod
+    def unavailable(self, kind: str) -> str | None:
+        """None when this provider can supply ``kind`` ("postgres" or "redis") here, else why not (one line)."""
+
+    @abstractmethod
+    def fix(self, kind: str) -> str:
+        """What a user can do so this provider can supply ``kind``."""
+
+    @abstractmethod
+    def postgres(self) -> PostgresService:
+        """Start a Postgres and return it once it accepts connections."""
+
+    @abstractmethod
+    def redis(self) -> RedisService:
+        """Start a Redis and return it once it answers PING."""

@@ -1,0 +1,240 @@
+"""Start a path target under uvicorn on a free loopback port, with the MakrX environment, and stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from ..errors import TargetError
+from ..ports import free_port
+from ..process import ManagedProcess, tail
+from ..waiting import wait_for
+from .resolve import TargetSpec
+
+__all__ = ["RunningTarget", "TargetLauncher", "MigrationResult", "JWKS_TTL_SECONDS"]
+
+# Short, so a retired key's tokens expire from the backend's cache within a test's patience.
+JWKS_TTL_SECONDS = 3
+# The harness decides these; inherited values would make runs depend on the developer's shell.
+_SCRUBBED = ("KEYCLOAK_", "DATABASE_URL", "REDIS_URL", "CORS_ORIGINS", "TRUST_PROXY", "ENVIRONMENT", "PORT",
+             "WEB_CONCURRENCY", "MAKRX_")
+
+
+class _Issuer(Protocol):
+    base_url: str
+    issuer_url: str
+
+
+class _Postgres(Protocol):
+    def create_database(self, name: str) -> str: ...
+
+
+class _Services(Protocol):
+    postgres: _Postgres
+
+    @property
+    def redis(self) -> object: ...
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """Outcome of `alembic upgrade head` before the backend started."""
+
+    command: str
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class RunningTarget:
+    """A backend that answers HTTP at ``base_url``; ``process`` is None for URL targets."""
+
+    spec: TargetSpec
+    base_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    process: ManagedProcess | None = None
+    log_path: Path | None = None
+    migration: MigrationResult | None = None
+
+    @property
+    def restartable(self) -> bool:
+        return self.process is not None
+
+    def log_text(self) -> str:
+        """Everything the backend printed so far (stdout and stderr)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text("utf-8", "replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.log_path, lines) if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+class TargetLauncher:
+    """Launches instances of one path target; every instance it starts is stopped by ``close()``."""
+
+    def __init__(self, spec: TargetSpec, *, services: _Services, issuer: _Issuer, workdir: Path,
+                 ready_timeout: float = 30.0, python: str | None = None) -> None:
+        self.spec = spec
+        self.services = services
+        self.issuer = issuer
+        self.workdir = workdir
+        self.ready_timeout = ready_timeout
+        self.python = python or sys.executable
+        self._instances: list[RunningTarget] = []
+        self._database_url: str | None = None
+        self._count = 0
+
+    def database_url(self) -> str:
+        """One fresh database per target and run, shared by its instances (like one deployment)."""
+        if self._database_url is None:
+            name = f"makrx_{re.sub(r'[^a-z0-9]', '_', self.spec.name.lower())}_{uuid.uuid4().hex[:8]}"
+            self._database_url = self.services.postgres.create_database(name)
+        return self._database_url
+
+    def base_env(self, port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+        import_root = str(self.spec.import_root)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH")]))
+        env.update({
+            "PYTHONUNBUFFERED": "1",
+            "KEYCLOAK_URL": self.issuer.base_url,
+            "KEYCLOAK_REALM": "makrx",
+            "KEYCLOAK_CLIENT_ID": self.spec.client_id,
+            "KEYCLOAK_ISSUER": self.issuer.issuer_url,
+            "KEYCLOAK_VERIFY_AUD": "true",
+            "KEYCLOAK_USE_JWKS": "true",
+            "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
+            "DATABASE_URL": self.database_url(),
+            "REDIS_URL": str(getattr(self.services.redis, "url")),
+            "TRUST_PROXY": "false",
+            "ENVIRONMENT": self.spec.settings.environment,
+            "PORT": str(port),
+        })
+        env.update(self.spec.settings.env)
+        return env
+
+    def _argv(self, port: int) -> list[str]:
+        if self.spec.settings.command:
+            return shlex.split(self.spec.settings.command.format(port=port, python=self.python))
+        return [self.python, "-m", "uvicorn", str(self.spec.app), "--host", "127.0.0.1", "--port", str(port),
+                # Otherwise uvicorn trusts X-Forwarded-For from loopback and TRUST_PROXY cannot be tested.
+                "--no-proxy-headers", "--timeout-graceful-shutdown", "2"]
+
+    def migrate(self, env: Mapping[str, str]) -> MigrationResult | None:
+        """`alembic upgrade head` when the target ships alembic.ini (as a deploy would before start)."""
+        ini = self.spec.path / "alembic.ini" if self.spec.path else None
+        if ini is None or not ini.is_file() or self.spec.settings.migrate is False:
+            return None
+        argv = [self.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
+        try:
+            done = subprocess.run(argv, cwd=self.spec.import_root, env=dict(env), capture_output=True, text=True,
+                                  timeout=120)
+            return MigrationResult(shlex.join(argv), done.returncode, (done.stdout + done.stderr)[-4000:])
+        except subprocess.TimeoutExpired:
+            return MigrationResult(shlex.join(argv), -1, "alembic upgrade head did not finish within 120 s")
+
+    def launch(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
+        """Start one instance; ``env`` overrides the base environment (None removes a variable)."""
+        self._count += 1
+        label = name or f"{self.spec.name}-{self._count}"
+        port = free_port()
+        full_env = self.base_env(port)
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        migration = self.migrate(full_env) if self._count == 1 else None
+        log_path = self.workdir / "logs" / f"{label}.log"
+        process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.spec.import_root,
+                                 name=label)
+        target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env, process=process,
+                               log_path=log_path, migration=migration)
+        self._instances.append(target)
+        try:
+            self._wait_ready(target)
+        except BaseException:
+            target.stop()
+            raise
+        return target
+
+    @contextmanager
+    def instance(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None
+                 ) -> Iterator[RunningTarget]:
+        """A separate instance for the duration of a block (e.g. with CORS_ORIGINS set)."""
+        target = self.launch(env, name=name)
+        try:
+            yield target
+        finally:
+            target.stop()
+            self._instances.remove(target)
+
+    def _wait_ready(self, target: RunningTarget) -> None:
+        process = target.process
+        assert process is not None
+
+        def answers() -> bool:
+            # Any HTTP answer counts: whether /health exists is a contract, not a start condition.
+            httpx.get(target.base_url + "/", timeout=1.0)
+            return True
+
+        def died() -> str | None:
+            code = process.exit_code()
+            return None if code is None else f"the process exited with code {code}"
+
+        try:
+            wait_for(answers, what=f"{self.spec.name} to answer on {target.base_url}", timeout=self.ready_timeout,
+                     transient=(httpx.TransportError,), abort=died)
+        except TimeoutError as exc:
+            raise self._start_error(target, str(exc)) from None
+
+    def _start_error(self, target: RunningTarget, reason: str) -> TargetError:
+        log = target.log_tail(25)
+        cmd = shlex.join(self._argv(int(target.env["PORT"])))
+        if "address already in use" in log.lower():
+            return TargetError(f"{self.spec.name} could not bind its port ({reason})",
+                               fix="another program holds the port: stop it, or let the harness pick the port "
+                                   "(use {port} in the per-target 'command')", details=log)
+        if "error loading asgi app" in log.lower() or "traceback" in log.lower():
+            return TargetError(f"{self.spec.name} failed to start: {_last_error_line(log)} ({reason})",
+                               fix=f"run the same command yourself to see it: cd {self.spec.import_root} && {cmd}",
+                               details=log)
+        if target.process and target.process.exit_code() is None:
+            return TargetError(f"{self.spec.name} started but never answered HTTP ({reason})",
+                               fix="raise --makrx-ready-timeout if it boots slowly, or check what it waits for",
+                               details=log)
+        return TargetError(f"{self.spec.name} exited before answering ({reason})",
+                           fix=f"run: cd {self.spec.import_root} && {cmd}", details=log)
+
+    def close(self) -> None:
+        for target in reversed(self._instances):
+            target.stop()
+        self._instances.clear()
+
+
+def _last_error_line(log: str) -> str:
+    for line in reversed(log.splitlines()):
+        stripped = line.strip()
+        if re.match(r"^[A-Za-z_.]+(Error|Exception|Exit)\b", stripped) or stripped.startswith("ERROR"):
+            return stripped[:300]
+    return "see the log below"

@@ -1,0 +1,94 @@
+"""Per-target settings: `[tool.makrx-contract]` in pyproject.toml, `makrx-contract.toml`, or --makrx-config."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["RoleRule", "TargetSettings", "load_settings"]
+
+_KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
+               "cwd", "python", "ready_timeout", "database_url", "migrate", "protected"}
+
+
+@dataclass(frozen=True)
+class RoleRule:
+    """An endpoint that needs one of ``roles``."""
+
+    path: str
+    method: str
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What the harness needs to know about a backend beyond its directory; every key optional."""
+
+    app: str | None = None
+    command: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    environment: str = "test"
+    client_id: str | None = None
+    rate_limit_path: str | None = None
+    roles: tuple[RoleRule, ...] = ()
+    migrate: bool | None = None
+    source: Path | None = None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", fix="correct the file's syntax") from None
+
+
+def _find(target_dir: Path | None, explicit: Path | None) -> tuple[dict[str, Any], Path | None]:
+    if explicit is not None:
+        data = _read_toml(explicit)
+        return data.get("tool", {}).get("makrx-contract", data), explicit
+    if target_dir is None:
+        return {}, None
+    own = target_dir / "makrx-contract.toml"
+    if own.is_file():
+        return _read_toml(own), own
+    pyproject = target_dir / "pyproject.toml"
+    if pyproject.is_file():
+        section = _read_toml(pyproject).get("tool", {}).get("makrx-contract")
+        if section is not None:
+            return section, pyproject
+    return {}, None
+
+
+def load_settings(target_dir: Path | None, explicit: Path | None = None) -> TargetSettings:
+    """Read the settings of one target; unknown keys and wrong types are a ConfigError naming the file."""
+    data, source = _find(target_dir, explicit)
+    unknown = set(data) - _KNOWN_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown per-target key(s) {', '.join(sorted(unknown))}",
+                          fix=f"use only: {', '.join(sorted(_KNOWN_KEYS))}")
+    env = data.get("env", {})
+    if not isinstance(env, dict):
+        raise ConfigError(f"{source}: 'env' must be a table of NAME = \"value\"", fix="e.g. [env] SMTP_HOST = \"x\"")
+    roles = []
+    for rule in data.get("roles", []):
+        try:
+            roles.append(RoleRule(path=rule["path"], method=rule.get("method", "GET").upper(),
+                                  roles=tuple(rule["roles"])))
+        except (KeyError, TypeError):
+            raise ConfigError(f"{source}: each [[roles]] entry needs path, method and roles",
+                              fix='e.g. [[roles]] path = "/api/v1/x" method = "DELETE" roles = ["admin"]') from None
+    return TargetSettings(
+        app=data.get("app"),
+        command=data.get("command"),
+        env={str(k): str(v) for k, v in env.items()},
+        environment=str(data.get("environment", "test")),
+        client_id=data.get("client_id"),
+        rate_limit_path=data.get("rate_limit_path"),
+        roles=tuple(roles),
+        migrate=data.get("migrate"),
+        source=source,
+    )

@@ -1,0 +1,1 @@
+"""MakrX reference backend: a FastAPI service that follows every backend convention."""

@@ -1,0 +1,1 @@
+"""Cross-cutting runtime configuration: settings and logging."""

@@ -1,0 +1,1 @@
+"""Database operations, one module per model; routes never build queries themselves."""

@@ -1,0 +1,1 @@
+"""Pure ASGI middleware: request id, error catch-all and rate limiting."""

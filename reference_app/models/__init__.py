@@ -1,0 +1,5 @@
+"""ORM models; importing this package registers every table on `Base.metadata`."""
+
+from .item import Item
+
+__all__ = ["Item"]

@@ -1,0 +1,1 @@
+"""Reusable security helpers and input sanitizers."""

@@ -1,0 +1,51 @@
+"""Run the contract suite in a subprocess against a target and read per-contract outcomes from JUnit XML."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Outcomes by contract id (a contract's parametrised cases may differ), plus the run's output."""
+
+    returncode: int
+    outcomes: dict[str, set[str]]
+    output: str
+
+    def ids_with(self, outcome: str) -> set[str]:
+        return {cid for cid, seen in self.outcomes.items() if outcome in seen}
+
+    @property
+    def failed(self) -> set[str]:
+        return self.ids_with("failed") | self.ids_with("error")
+
+
+def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 300) -> SuiteResult:
+    junit = workdir / "junit.xml"
+    argv = [sys.executable, "-m", "pytest", f"--makrx-target={target}", "--makrx-strict", "-p", "no:randomly",
+            "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs", *extra]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    outcomes: dict[str, set[str]] = defaultdict(set)
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            props = {p.get("name"): p.get("value") for p in case.iter("property")}
+            cid = props.get("contract_id")
+            if cid is None:
+                continue
+            if case.find("failure") is not None:
+                outcomes[cid].add("failed")
+            elif case.find("error") is not None:
+                outcomes[cid].add("error")
+            elif case.find("skipped") is not None:
+                outcomes[cid].add("skipped")
+            else:
+                outcomes[cid].add("passed")
+    return SuiteResult(done.returncode, dict(outcomes), done.stdout[-6000:] + done.stderr[-3000:])
