@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jwt  # noqa: E402
+import jwt
 
-from harness.issuer import Issuer  # noqa: E402
+from harness.issuer import Issuer
 
 
 def start_once(seed: int | None, algorithm: str, **kwargs: object) -> tuple[float, float]:
@@ -49,7 +49,9 @@ def paired_rates(a, b, seconds: float, batch: int = 25) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="repetitions; medians are printed (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=1.0, help="duration of each rate measurement (default: %(default)s)")
+    parser.add_argument(
+        "--seconds", type=float, default=1.0, help="duration of each rate measurement (default: %(default)s)"
+    )
     parser.add_argument("--algorithm", choices=["RS256", "ES256"], default="RS256")
     args = parser.parse_args()
 
@@ -82,10 +84,18 @@ def main() -> int:
     print(f"makrx issuer benchmark ({args.algorithm}, {args.runs} runs, medians; Python {sys.version.split()[0]})")
     print(f"  start-up  Issuer(...).start()            {med(starts) * 1000:8.2f} ms   (goal <= 300 ms)")
     print(f"  start-up + first token                   {med(firsts) * 1000:8.2f} ms")
-    print(f"  first start + first token in a process   {first_start * 1000:8.2f} ms + {(first_token - first_start) * 1000:.0f} ms (faker import)")
+    print(
+        f"  first start + first token in a process   {first_start * 1000:8.2f} ms"
+        f" + {(first_token - first_start) * 1000:.0f} ms (one-off faker import)"
+    )
     print(f"  start-up, seed=None (fresh OpenSSL key)  {med(random_starts) * 1000:8.2f} ms")
-    print(f"  start-up, new seed, no key cache         {med(derived_starts) * 1000:8.2f} ms   (one-off deterministic derivation; then cached)")
-    print(f"  mint      issuer.mint(...)               {med(ours_rates):8.0f} tokens/s (fresh Keycloak claims each call)")
+    print(
+        f"  start-up, new seed, no key cache         {med(derived_starts) * 1000:8.2f} ms"
+        "   (one-off deterministic derivation; cached after)"
+    )
+    print(
+        f"  mint      issuer.mint(...)               {med(ours_rates):8.0f} tokens/s (fresh Keycloak claims each call)"
+    )
     print(f"  raw       jwt.encode(same claims, key)   {med(raw_rates):8.0f} tokens/s")
     print(f"  ratio     mint / raw pyjwt               {med(ratios):8.3f}      (goal >= 0.9)")
     return 0

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session
 
 from .core.config import settings
 from .database import get_db
-from .services.keycloak import InvalidToken, KeycloakUnavailable, TokenVerifier, roles_from_claims
+from .services.keycloak import (
+    InvalidTokenError,
+    KeycloakUnavailableError,
+    TokenVerifier,
+    roles_from_claims,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -50,14 +55,14 @@ async def get_current_user(
         )
     try:
         claims = await token_verifier.verify(credentials.credentials)
-    except InvalidToken as exc:
+    except InvalidTokenError as exc:
         log.info("token_rejected", reason=str(exc))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Invalid or expired token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from None
-    except KeycloakUnavailable as exc:
+    except KeycloakUnavailableError as exc:
         log.warning("keycloak_unavailable", reason=str(exc))
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "Authentication service unavailable"

@@ -19,3 +19,4 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = Worker
 accesslog = None  # the app writes one JSON access line per request
+control_socket_disable = True  # instances on one host would share its default path

@@ -37,36 +37,70 @@ def _user(spec: str) -> tuple[str, str, tuple[str, ...]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness.issuer",
-        description="A fake Keycloak realm (discovery, JWKS, token endpoint, userinfo) for MakrX backends and frontends.",
+        description="A fake Keycloak realm (discovery, JWKS, token endpoint, userinfo) for MakrX backends "
+        "and frontends.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
-        "serve", help="run the issuer until Ctrl-C", epilog=_EPILOG,
+        "serve",
+        help="run the issuer until Ctrl-C",
+        epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Serve a fake Keycloak realm over HTTP until Ctrl-C (or SIGTERM). Prints the issuer URL, "
-                    "login users and a sample access token. Admin endpoints under /admin rotate keys and switch faults.",
+        "login users and a sample access token. Admin endpoints under /admin rotate keys and switch faults.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     serve.add_argument("--port", type=int, default=8081, help="port to bind, 0 for a free one (default: %(default)s)")
     serve.add_argument("--realm", default="makrx", help="realm name (default: %(default)s)")
     serve.add_argument("--seed", type=int, default=0, help="seed for keys and faker users (default: %(default)s)")
-    serve.add_argument("--algorithm", choices=["RS256", "ES256"], default="RS256", help="signing algorithm (default: %(default)s)")
-    serve.add_argument("--client-id", action="append", default=[], metavar="ID",
-                       help="a client allowed at the token endpoint (repeatable); without any, every client id is accepted")
-    serve.add_argument("--client-secret", action="append", default=[], metavar="SECRET",
-                       help="secret of the --client-id at the same position; a client without one is public")
-    serve.add_argument("--audience", default="makrx-api",
-                       help="aud of issued access tokens, i.e. the backend's KEYCLOAK_CLIENT_ID (default: %(default)s)")
-    serve.add_argument("--user", action="append", default=[], type=_user, metavar="USER:PASSWORD[:ROLES]",
-                       help="a login for the password grant, roles comma-separated (repeatable)")
-    serve.add_argument("--token-lifetime", type=int, default=300, metavar="SECONDS",
-                       help="access token lifetime (default: %(default)s)")
-    serve.add_argument("--public-url", default=None, metavar="URL",
-                       help="base URL to advertise instead of http://HOST:PORT (e.g. behind a proxy)")
+    serve.add_argument(
+        "--algorithm", choices=["RS256", "ES256"], default="RS256", help="signing algorithm (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--client-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a client allowed at the token endpoint (repeatable); without any, every client id is accepted",
+    )
+    serve.add_argument(
+        "--client-secret",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="secret of the --client-id at the same position; a client without one is public",
+    )
+    serve.add_argument(
+        "--audience",
+        default="makrx-api",
+        help="aud of issued access tokens, i.e. the backend's KEYCLOAK_CLIENT_ID (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        type=_user,
+        metavar="USER:PASSWORD[:ROLES]",
+        help="a login for the password grant, roles comma-separated (repeatable)",
+    )
+    serve.add_argument(
+        "--token-lifetime",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="access token lifetime (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="base URL to advertise instead of http://HOST:PORT (e.g. behind a proxy)",
+    )
     serve.add_argument("--no-enc-key", action="store_true", help="publish only signing keys (no RSA-OAEP enc key)")
     serve.add_argument("--quiet", action="store_true", help="print only the issuer URL")
-    commands.add_parser("cases", help="list the bad-token catalogue",
-                        description="List every bad-token case with its expected verdict.")
+    commands.add_parser(
+        "cases", help="list the bad-token catalogue", description="List every bad-token case with its expected verdict."
+    )
     return parser
 
 
@@ -78,8 +112,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.client_id:
         secrets = args.client_secret + [None] * (len(args.client_id) - len(args.client_secret))
         clients = dict(zip(args.client_id, secrets, strict=True))
-    issuer = Issuer(args.realm, args.seed, args.algorithm, default_audience=args.audience, clients=clients,
-                    enc_key=not args.no_enc_key, token_lifetime=args.token_lifetime, public_base_url=args.public_url)
+    issuer = Issuer(
+        args.realm,
+        args.seed,
+        args.algorithm,
+        default_audience=args.audience,
+        clients=clients,
+        enc_key=not args.no_enc_key,
+        token_lifetime=args.token_lifetime,
+        public_base_url=args.public_url,
+    )
     logins: list[User] = [issuer.users.add_login(name, password, roles=roles) for name, password, roles in args.user]
     stop = threading.Event()
 
@@ -109,8 +151,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _banner(issuer: Issuer, logins: Sequence[User], clients: dict[str, str | None] | None) -> None:
     users = list(logins) + [issuer.user(i) for i in range(3)]
-    client_text = ("any client id and secret" if clients is None else
-                   ", ".join(f"{cid} ({'secret ' + s if s else 'public'})" for cid, s in clients.items()))
+    client_text = (
+        "any client id and secret"
+        if clients is None
+        else ", ".join(f"{cid} ({'secret ' + s if s else 'public'})" for cid, s in clients.items())
+    )
     lines = [
         f"makrx fake Keycloak: realm {issuer.realm!r}, {issuer.algorithm}, seed {issuer.seed}",
         f"  KEYCLOAK_URL     {issuer.base_url}",

@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -71,18 +72,20 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "makrx-fake-keycloak"
     sys_version = ""
-    timeout = 60
+    # No idle timeout: a server-side close of an idle keep-alive connection leaves the socket in FIN-WAIT
+    # until the client notices, and Linux then refuses to rebind the port (come_up) for up to a minute.
+    timeout = None
     # Headers and body go out in two writes; with Nagle on, the second waits for the client's delayed
     # ACK (~40 ms per keep-alive request on Linux).
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -146,11 +149,13 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.closing = False
         self._connections: set[socket.socket] = set()
+        self._dropping: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can take seconds.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind over TIME-WAIT (come_up)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
@@ -163,21 +168,36 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
-        super().shutdown_request(request)
+            dropped = request in self._dropping
+            self._dropping.discard(request)
+        if dropped:
+            self.close_request(request)  # SO_LINGER 0 is set: the real close sends RST, no FIN-WAIT
+        else:
+            super().shutdown_request(request)
 
-    def drop_connections(self) -> None:
+    def drop_connections(self, timeout: float = 1.0) -> None:
+        """Reset every open connection, as a crashed server's kernel would.
+
+        A plain close would leave the server's side in FIN-WAIT while a pooled client connection sits
+        idle, and Linux refuses to bind the port again (come_up) until that clears. The handler thread
+        holds the socket through makefile(), so it is woken with shutdown(SHUT_RD) (sends nothing) and
+        the last close, with SO_LINGER 0, resets the connection.
+        """
         with self._connections_lock:
             connections = list(self._connections)
-            self._connections.clear()
+            self._dropping.update(connections)
         for conn in connections:
             try:
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
-            try:
-                conn.close()
-            except OSError:
-                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._connections_lock:
+                if not self._connections:
+                    return
+            time.sleep(0.005)
 
 
 class HttpServer:
@@ -216,8 +236,10 @@ class HttpServer:
                     ) from None
             self.port = server.server_port
             thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"{self.name}:{self.port}", daemon=True,
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"{self.name}:{self.port}",
+                daemon=True,
             )
             thread.start()
             self._server, self._thread = server, thread

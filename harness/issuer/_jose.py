@@ -75,9 +75,9 @@ def sign_bytes(alg: str, key: Any, signing_input: bytes) -> bytes:
     if alg.lower() == "none":
         return b""
     if family == "RS":
-        return key.sign(signing_input, _PKCS1, _HASH_OBJ[bits])
+        return bytes(key.sign(signing_input, _PKCS1, _HASH_OBJ[bits]))
     if family == "PS":
-        return key.sign(signing_input, _PSS[bits], _HASH_OBJ[bits])
+        return bytes(key.sign(signing_input, _PSS[bits], _HASH_OBJ[bits]))
     if family == "ES":
         r, s = decode_dss_signature(key.sign(signing_input, _ECDSA[bits]))
         size = _EC_SIZES[alg]
@@ -175,8 +175,8 @@ class StrictVerifier:
     algorithm is pinned. Rejects: not exactly three unpadded base64url segments, duplicate JSON
     members, unknown ``crit``, missing/unknown kid, alg other than the key's, bad signature, exp
     missing or not a number or past (beyond ``leeway``), nbf/iat in the future, wrong iss, aud not
-    containing ``audience``, ``typ`` other than ``Bearer``, tokens over ``max_token_bytes``. Used by userinfo and by the tests as the
-    reference for every catalogue verdict.
+    containing ``audience``, ``typ`` other than ``Bearer``, tokens over ``max_token_bytes``. Used by
+    userinfo and by the tests as the reference for every catalogue verdict.
     """
 
     def __init__(

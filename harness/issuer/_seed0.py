@@ -1,4 +1,4 @@
-"""RSA-2048 primes derived for seed 0 (``keys._derive`` output, checked by a test) so a default issuer starts fast cold."""
+"""RSA-2048 primes derived for seed 0 (``keys._derive`` output, checked by a test): fast cold start by default."""
 
 from __future__ import annotations
 

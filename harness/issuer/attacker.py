@@ -54,7 +54,9 @@ class AttackerServer:
     def __enter__(self) -> AttackerServer:
         return self if self._server.is_open else self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     @property
@@ -87,8 +89,9 @@ class AttackerServer:
 
     def handle(self, request: Request) -> Reply:
         with self._lock:
-            self._hits.append(Hit(time.time(), request.method, request.target, request.client_ip,
-                                  request.header("user-agent")))
+            self._hits.append(
+                Hit(time.time(), request.method, request.target, request.client_ip, request.header("user-agent"))
+            )
         if request.path.endswith(".pem"):
             return Reply(200, self.key.certificate_pem, {"Content-Type": "application/x-pem-file"})
         if request.path.endswith(".json"):

@@ -64,7 +64,8 @@ class Verdict:
 REJECT: Final = Verdict("reject", frozenset({401}), "401 Unauthorized (never 2xx, never 403, never 5xx)")
 ACCEPT: Final = Verdict("accept", frozenset(range(200, 300)), "2xx: the token is valid")
 REJECT_OVERSIZED: Final = Verdict(
-    "reject-oversized", frozenset({400, 401, 413, 431}),
+    "reject-oversized",
+    frozenset({400, 401, 413, 431}),
     "401, or 400/413/431 from the server's header size limit (never 2xx, never 5xx, no hang)",
 )
 
@@ -97,8 +98,10 @@ class Case:
     def build(self, issuer: Issuer, audience: str | None = None, **options: Any) -> str:
         """The token for this case, against ``issuer`` and the backend's ``audience`` (its client id)."""
         if not self.applies(issuer):
-            raise IssuerError(f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
-                              fix="filter with case.applies(issuer) or BadTokens.cases")
+            raise IssuerError(
+                f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
+                fix="filter with case.applies(issuer) or BadTokens.cases",
+            )
         aud = audience if audience is not None else issuer.default_audience
         if not isinstance(aud, str):
             aud = list(aud)[0]
@@ -127,13 +130,23 @@ class _Ctx:
                 header[name] = value
         return header
 
-    def signed(self, claims: Mapping[str, Any] | str | None = None, header: Mapping[str, Any] | str | None = None,
-               *, alg: str | None = None, key: Any = None) -> str:
+    def signed(
+        self,
+        claims: Mapping[str, Any] | str | None = None,
+        header: Mapping[str, Any] | str | None = None,
+        *,
+        alg: str | None = None,
+        key: Any = None,
+    ) -> str:
         """``header.payload.signature`` with raw segments when str, signed by ``key`` (default: active key)."""
         alg = alg or (header.get("alg") if isinstance(header, Mapping) else None) or self.key.alg
         private = key if key is not None else self.key.private_key
-        return compact(header if header is not None else self.header(), claims if claims is not None else self.claims(),
-                       alg, private)
+        return compact(
+            header if header is not None else self.header(),
+            claims if claims is not None else self.claims(),
+            alg,
+            private,
+        )
 
     def valid(self) -> str:
         return self.issuer.mint(audience=self.audience)
@@ -142,14 +155,23 @@ class _Ctx:
 _REGISTRY: dict[str, Case] = {}
 
 
-def _case(name: str, description: str, *, hint: str, pyjwt_rejects: bool = True, verdict: Verdict = REJECT,
-          tags: tuple[str, ...] = (), algorithms: frozenset[str] = _ALL_ALGS,
-          prepare: Callable[[Issuer], None] | None = None) -> Callable[[Callable[[_Ctx], str]], Callable[[_Ctx], str]]:
+def _case(
+    name: str,
+    description: str,
+    *,
+    hint: str,
+    pyjwt_rejects: bool = True,
+    verdict: Verdict = REJECT,
+    tags: tuple[str, ...] = (),
+    algorithms: frozenset[str] = _ALL_ALGS,
+    prepare: Callable[[Issuer], None] | None = None,
+) -> Callable[[Callable[[_Ctx], str]], Callable[[_Ctx], str]]:
     def register(builder: Callable[[_Ctx], str]) -> Callable[[_Ctx], str]:
         if name in _REGISTRY:
             raise ValueError(f"duplicate catalogue case {name}")
-        _REGISTRY[name] = Case(name, description, verdict, hint, pyjwt_rejects, frozenset(tags), algorithms,
-                               builder, prepare)
+        _REGISTRY[name] = Case(
+            name, description, verdict, hint, pyjwt_rejects, frozenset(tags), algorithms, builder, prepare
+        )
         return builder
 
     return register
@@ -174,22 +196,34 @@ def _expired(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iat=ctx.now - 3900, exp=ctx.now - 3600))
 
 
-@_case("exp_beyond_leeway", f"exp {LEEWAY + 5} s in the past: just beyond the largest sane leeway ({LEEWAY} s).",
-       hint=f"keep the exp leeway at or below {LEEWAY} s", tags=("time",))
+@_case(
+    "exp_beyond_leeway",
+    f"exp {LEEWAY + 5} s in the past: just beyond the largest sane leeway ({LEEWAY} s).",
+    hint=f"keep the exp leeway at or below {LEEWAY} s",
+    tags=("time",),
+)
 def _exp_beyond_leeway(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iat=ctx.now - 600, exp=ctx.now - LEEWAY - 5))
 
 
-@_case("exp_missing", "No exp claim at all: a token that never expires.",
-       hint="require exp (pyjwt: options={'require': ['exp', 'iat', 'iss', 'aud']})", pyjwt_rejects=False,
-       tags=("time", "claims"))
+@_case(
+    "exp_missing",
+    "No exp claim at all: a token that never expires.",
+    hint="require exp (pyjwt: options={'require': ['exp', 'iat', 'iss', 'aud']})",
+    pyjwt_rejects=False,
+    tags=("time", "claims"),
+)
 def _exp_missing(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(exp=None))
 
 
-@_case("exp_string", 'exp as a JSON string ("<far future>") instead of a number.',
-       hint="check claim types: NumericDate is a JSON number (pyjwt int()-converts numeric strings)",
-       pyjwt_rejects=False, tags=("time", "types"))
+@_case(
+    "exp_string",
+    'exp as a JSON string ("<far future>") instead of a number.',
+    hint="check claim types: NumericDate is a JSON number (pyjwt int()-converts numeric strings)",
+    pyjwt_rejects=False,
+    tags=("time", "types"),
+)
 def _exp_string(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(exp=str(ctx.now + 3600)))
 
@@ -206,8 +240,12 @@ def _nbf_future(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(nbf=ctx.now + 3600, exp=ctx.now + 7200))
 
 
-@_case("iat_future", "iat one hour in the future: issued by a clock far ahead, or forged.",
-       hint="verify iat is not in the future (pyjwt does)", tags=("time",))
+@_case(
+    "iat_future",
+    "iat one hour in the future: issued by a clock far ahead, or forged.",
+    hint="verify iat is not in the future (pyjwt does)",
+    tags=("time",),
+)
 def _iat_future(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iat=ctx.now + 3600, exp=ctx.now + 7200))
 
@@ -216,11 +254,15 @@ def _iat_future(ctx: _Ctx) -> str:
 
 
 def _other_scheme(url: str) -> str:
-    return "https://" + url[len("http://"):] if url.startswith("http://") else "http://" + url.split("://", 1)[1]
+    return "https://" + url[len("http://") :] if url.startswith("http://") else "http://" + url.split("://", 1)[1]
 
 
-@_case("iss_other_realm", "iss is another realm on the same Keycloak (/realms/other).",
-       hint="compare iss exactly with KEYCLOAK_ISSUER", tags=("iss",))
+@_case(
+    "iss_other_realm",
+    "iss is another realm on the same Keycloak (/realms/other).",
+    hint="compare iss exactly with KEYCLOAK_ISSUER",
+    tags=("iss",),
+)
 def _iss_other_realm(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iss=f"{ctx.issuer.base_url}/realms/other"))
 
@@ -230,8 +272,9 @@ def _iss_trailing_slash(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iss=ctx.issuer.issuer_url + "/"))
 
 
-@_case("iss_other_scheme", "iss with https instead of http (or the reverse).", hint="compare iss exactly",
-       tags=("iss",))
+@_case(
+    "iss_other_scheme", "iss with https instead of http (or the reverse).", hint="compare iss exactly", tags=("iss",)
+)
 def _iss_other_scheme(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iss=_other_scheme(ctx.issuer.issuer_url)))
 
@@ -251,33 +294,52 @@ def _aud_missing(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud=None, azp=ctx.audience))
 
 
-@_case("aud_wrong", 'aud is another service ("other-api").', hint="verify aud against KEYCLOAK_CLIENT_ID",
-       tags=("aud",))
+@_case(
+    "aud_wrong", 'aud is another service ("other-api").', hint="verify aud against KEYCLOAK_CLIENT_ID", tags=("aud",)
+)
 def _aud_wrong(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud="other-api", azp="other-api"))
 
 
-@_case("aud_account_only", 'aud is only "account", as in a token Keycloak issued for the account console.',
-       hint="verify aud against KEYCLOAK_CLIENT_ID", tags=("aud",))
+@_case(
+    "aud_account_only",
+    'aud is only "account", as in a token Keycloak issued for the account console.',
+    hint="verify aud against KEYCLOAK_CLIENT_ID",
+    tags=("aud",),
+)
 def _aud_account_only(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud="account", azp="makrx-frontend"))
 
 
-@_case("aud_array_without_ours", 'aud is ["account", "other-api"]: a list, ours not in it.',
-       hint="aud may be a list; ours must be in it", tags=("aud",))
+@_case(
+    "aud_array_without_ours",
+    'aud is ["account", "other-api"]: a list, ours not in it.',
+    hint="aud may be a list; ours must be in it",
+    tags=("aud",),
+)
 def _aud_array_without_ours(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud=["account", "other-api"], azp="makrx-frontend"))
 
 
-@_case("aud_array_with_ours", 'Control: aud is ["<ours>", "account"] as Keycloak issues with an audience mapper. '
-       "Valid: a backend must accept it.", verdict=ACCEPT, pyjwt_rejects=False,
-       hint="accept aud as a list that contains KEYCLOAK_CLIENT_ID", tags=("aud", "control"))
+@_case(
+    "aud_array_with_ours",
+    'Control: aud is ["<ours>", "account"] as Keycloak issues with an audience mapper. '
+    "Valid: a backend must accept it.",
+    verdict=ACCEPT,
+    pyjwt_rejects=False,
+    hint="accept aud as a list that contains KEYCLOAK_CLIENT_ID",
+    tags=("aud", "control"),
+)
 def _aud_array_with_ours(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud=[ctx.audience, "account"], azp="makrx-frontend"))
 
 
-@_case("aud_object", 'aud is a JSON object {"aud": "<ours>"}.', hint="check claim types: aud is a string or a list",
-       tags=("aud", "types"))
+@_case(
+    "aud_object",
+    'aud is a JSON object {"aud": "<ours>"}.',
+    hint="check claim types: aud is a string or a list",
+    tags=("aud", "types"),
+)
 def _aud_object(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(aud={"aud": ctx.audience}))
 
@@ -285,23 +347,38 @@ def _aud_object(ctx: _Ctx) -> str:
 # ---------------------------------------------------------------------------------------------- token type / size
 
 
-@_case("id_token_as_access", 'An ID token (typ "ID", aud = our client id, signed by the real key) sent as an '
-       "access token.", hint='check typ == "Bearer" (RFC 8725 §3.11)', pyjwt_rejects=False, tags=("typ",))
+@_case(
+    "id_token_as_access",
+    'An ID token (typ "ID", aud = our client id, signed by the real key) sent as an access token.',
+    hint='check typ == "Bearer" (RFC 8725 §3.11)',
+    pyjwt_rejects=False,
+    tags=("typ",),
+)
 def _id_token_as_access(ctx: _Ctx) -> str:
     claims = ctx.claims(typ="ID", azp=ctx.audience, auth_time=ctx.now, at_hash=b64url(b"\x00" * 16), nonce="n-0S6")
     return ctx.signed(claims)
 
 
-@_case("refresh_token_as_access", 'A refresh token (typ "Refresh") sent as an access token; signed by the real key '
-       "with our aud, so only typ tells (Keycloak's own refresh tokens are HS512 and fail earlier).",
-       hint='check typ == "Bearer"', pyjwt_rejects=False, tags=("typ",))
+@_case(
+    "refresh_token_as_access",
+    'A refresh token (typ "Refresh") sent as an access token; signed by the real key '
+    "with our aud, so only typ tells (Keycloak's own refresh tokens are HS512 and fail earlier).",
+    hint='check typ == "Bearer"',
+    pyjwt_rejects=False,
+    tags=("typ",),
+)
 def _refresh_token_as_access(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(typ="Refresh", exp=ctx.now + 1800))
 
 
-@_case("oversized_16kb", "A validly signed 16 KB token (a 16 KB Authorization header).",
-       hint="cap the accepted token size (e.g. 8 KB); never 5xx on big headers", pyjwt_rejects=False,
-       verdict=REJECT_OVERSIZED, tags=("size",))
+@_case(
+    "oversized_16kb",
+    "A validly signed 16 KB token (a 16 KB Authorization header).",
+    hint="cap the accepted token size (e.g. 8 KB); never 5xx on big headers",
+    pyjwt_rejects=False,
+    verdict=REJECT_OVERSIZED,
+    tags=("size",),
+)
 def _oversized(ctx: _Ctx) -> str:
     target = int(ctx.options.get("size", 16 * 1024))
     base = ctx.claims()
@@ -319,29 +396,40 @@ def _oversized(ctx: _Ctx) -> str:
 # ---------------------------------------------------------------------------------------------- signature
 
 
-@_case("signature_tampered", "One bit of the signature flipped.", hint="verify the signature",
-       tags=("signature",))
+@_case("signature_tampered", "One bit of the signature flipped.", hint="verify the signature", tags=("signature",))
 def _signature_tampered(ctx: _Ctx) -> str:
     h, p, s = ctx.valid().split(".")
     return f"{h}.{p}.{_flip(s)}"
 
 
-@_case("payload_tampered", "The payload changed after signing (roles escalated to admin).",
-       hint="verify the signature over the exact received segments", tags=("signature",))
+@_case(
+    "payload_tampered",
+    "The payload changed after signing (roles escalated to admin).",
+    hint="verify the signature over the exact received segments",
+    tags=("signature",),
+)
 def _payload_tampered(ctx: _Ctx) -> str:
     h, _, s = ctx.valid().split(".")
     return f"{h}.{json_segment(ctx.claims(roles=('user', 'admin')))}.{s}"
 
 
-@_case("signature_stripped", 'alg stays RS256, the signature segment is empty ("header.payload.").',
-       hint="verify the signature; never treat an empty one as absent-but-fine", tags=("signature",))
+@_case(
+    "signature_stripped",
+    'alg stays RS256, the signature segment is empty ("header.payload.").',
+    hint="verify the signature; never treat an empty one as absent-but-fine",
+    tags=("signature",),
+)
 def _signature_stripped(ctx: _Ctx) -> str:
     h, p, _ = ctx.valid().split(".")
     return f"{h}.{p}."
 
 
-@_case("signature_zeroed", "alg stays RS256, the signature is all zero bytes of the right length.",
-       hint="verify the signature", tags=("signature",))
+@_case(
+    "signature_zeroed",
+    "alg stays RS256, the signature is all zero bytes of the right length.",
+    hint="verify the signature",
+    tags=("signature",),
+)
 def _signature_zeroed(ctx: _Ctx) -> str:
     h, p, s = ctx.valid().split(".")
     return f"{h}.{p}.{b64url(bytes(len(base64.urlsafe_b64decode(s + '==='))))}"
@@ -361,12 +449,19 @@ def _alg_none_builder(spelling: str, trailing_dot: bool, keep_signature: bool = 
 for _spelling in ("none", "None", "NONE", "nOnE"):
     for _dot in (True, False):
         _name = f"alg_{_spelling}_{'trailing_dot' if _dot else 'no_dot'}"
-        _case(_name, f'alg "{_spelling}", no signature, {"with" if _dot else "without"} the trailing dot.',
-              hint="pin the algorithm to the key's (RS256); never accept none", tags=("alg", "none"))(
-            _alg_none_builder(_spelling, _dot))
+        _case(
+            _name,
+            f'alg "{_spelling}", no signature, {"with" if _dot else "without"} the trailing dot.',
+            hint="pin the algorithm to the key's (RS256); never accept none",
+            tags=("alg", "none"),
+        )(_alg_none_builder(_spelling, _dot))
 
-_case("alg_none_with_signature", 'alg "none" but the real RS256 signature still attached.',
-      hint="pin the algorithm", tags=("alg", "none"))(_alg_none_builder("none", True, keep_signature=True))
+_case(
+    "alg_none_with_signature",
+    'alg "none" but the real RS256 signature still attached.',
+    hint="pin the algorithm",
+    tags=("alg", "none"),
+)(_alg_none_builder("none", True, keep_signature=True))
 
 
 def _confusion_secrets(key: Key) -> dict[str, bytes]:
@@ -397,14 +492,21 @@ for _variant, _what in {
     "realm_public_key": "the realm JSON's public_key (base64 text)",
     "keycloak_pem": "the one-line PEM backends build from the realm JSON's public_key",
 }.items():
-    _case(f"hs256_key_confusion_{_variant}", f"HS256, HMAC keyed with the realm's public key as {_what} "
-          "(kid of the real key): the RS256/HS256 key-confusion attack.",
-          hint="pin the algorithm to RS256; never let the token's alg pick the verification method",
-          tags=("alg", "confusion"))(_confusion_builder(_variant))
+    _case(
+        f"hs256_key_confusion_{_variant}",
+        f"HS256, HMAC keyed with the realm's public key as {_what} "
+        "(kid of the real key): the RS256/HS256 key-confusion attack.",
+        hint="pin the algorithm to RS256; never let the token's alg pick the verification method",
+        tags=("alg", "confusion"),
+    )(_confusion_builder(_variant))
 
-_case("hs256_key_confusion_pkcs1_pem", "HS256 keyed with the public key as PKCS#1 PEM (BEGIN RSA PUBLIC KEY).",
-      hint="pin the algorithm to RS256", tags=("alg", "confusion"), algorithms=frozenset({"RS256"}))(
-    _confusion_builder("pkcs1_pem"))
+_case(
+    "hs256_key_confusion_pkcs1_pem",
+    "HS256 keyed with the public key as PKCS#1 PEM (BEGIN RSA PUBLIC KEY).",
+    hint="pin the algorithm to RS256",
+    tags=("alg", "confusion"),
+    algorithms=frozenset({"RS256"}),
+)(_confusion_builder("pkcs1_pem"))
 
 
 @_case("hs256_empty_secret", "HS256 with an empty HMAC secret.", hint="pin the algorithm", tags=("alg",))
@@ -412,20 +514,34 @@ def _hs256_empty(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(alg="HS256"), alg="HS256", key=b"")
 
 
-@_case("ps256_real_key", "PS256, validly signed by the realm's real RSA key: an algorithm the JWK does not name.",
-       hint="pin the algorithm to the JWK's alg (RS256)", tags=("alg",), algorithms=frozenset({"RS256"}))
+@_case(
+    "ps256_real_key",
+    "PS256, validly signed by the realm's real RSA key: an algorithm the JWK does not name.",
+    hint="pin the algorithm to the JWK's alg (RS256)",
+    tags=("alg",),
+    algorithms=frozenset({"RS256"}),
+)
 def _ps256(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(alg="PS256"), alg="PS256")
 
 
-@_case("rs512_real_key", "RS512, validly signed by the realm's real RSA key.", hint="pin the algorithm to RS256",
-       tags=("alg",), algorithms=frozenset({"RS256"}))
+@_case(
+    "rs512_real_key",
+    "RS512, validly signed by the realm's real RSA key.",
+    hint="pin the algorithm to RS256",
+    tags=("alg",),
+    algorithms=frozenset({"RS256"}),
+)
 def _rs512(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(alg="RS512"), alg="RS512")
 
 
-@_case("es256_psychic_signature", 'alg ES256 with r = s = 0 (the "psychic signature", CVE-2022-21449), '
-       "kid of the real key.", hint="use a verifier that refuses r or s = 0; pin the algorithm", tags=("alg",))
+@_case(
+    "es256_psychic_signature",
+    'alg ES256 with r = s = 0 (the "psychic signature", CVE-2022-21449), kid of the real key.',
+    hint="use a verifier that refuses r or s = 0; pin the algorithm",
+    tags=("alg",),
+)
 def _psychic(ctx: _Ctx) -> str:
     header = json_segment(ctx.header(alg="ES256"))
     return f"{header}.{json_segment(ctx.claims())}.{b64url(bytes(64))}"
@@ -434,27 +550,38 @@ def _psychic(ctx: _Ctx) -> str:
 # ---------------------------------------------------------------------------------------------- structure / encoding
 
 
-@_case("segments_1", "A single segment: not a JWT at all.", hint="parse defensively; 401, not 500",
-       tags=("malformed",))
+@_case("segments_1", "A single segment: not a JWT at all.", hint="parse defensively; 401, not 500", tags=("malformed",))
 def _segments_1(ctx: _Ctx) -> str:
     return json_segment(ctx.claims())
 
 
-@_case("segments_2", "Two segments (header.payload), no signature part.", hint="require exactly three segments",
-       tags=("malformed",))
+@_case(
+    "segments_2",
+    "Two segments (header.payload), no signature part.",
+    hint="require exactly three segments",
+    tags=("malformed",),
+)
 def _segments_2(ctx: _Ctx) -> str:
     h, p, _ = ctx.valid().split(".")
     return f"{h}.{p}"
 
 
-@_case("segments_4", "A valid token with a fourth segment appended.", hint="require exactly three segments",
-       tags=("malformed",))
+@_case(
+    "segments_4",
+    "A valid token with a fourth segment appended.",
+    hint="require exactly three segments",
+    tags=("malformed",),
+)
 def _segments_4(ctx: _Ctx) -> str:
     return ctx.valid() + "." + json_segment({})
 
 
-@_case("segments_5", "Five segments, shaped like a JWE (RSA-OAEP header) around a valid token's parts.",
-       hint="refuse JWE where a JWS is expected", tags=("malformed",))
+@_case(
+    "segments_5",
+    "Five segments, shaped like a JWE (RSA-OAEP header) around a valid token's parts.",
+    hint="refuse JWE where a JWS is expected",
+    tags=("malformed",),
+)
 def _segments_5(ctx: _Ctx) -> str:
     h, p, s = ctx.valid().split(".")
     return ".".join([json_segment({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": ctx.key.kid}), h, p, s, b64url(b"tag")])
@@ -470,9 +597,12 @@ def _signed_segments(ctx: _Ctx, claims: dict[str, Any]) -> tuple[str, str, str]:
     return h, p, s
 
 
-@_case("base64_padded", 'Header and payload segments with "=" padding; the signature covers the unpadded '
-       "(canonical) segments.", hint="verify the signature over the exact received bytes; base64url has no padding",
-       tags=("malformed", "encoding"))
+@_case(
+    "base64_padded",
+    'Header and payload segments with "=" padding; the signature covers the unpadded (canonical) segments.',
+    hint="verify the signature over the exact received bytes; base64url has no padding",
+    tags=("malformed", "encoding"),
+)
 def _base64_padded(ctx: _Ctx) -> str:
     filler = ""
     while True:
@@ -480,13 +610,20 @@ def _base64_padded(ctx: _Ctx) -> str:
         if len(p) % 4 or len(h) % 4:
             break
         filler += "x"
-    pad = lambda seg: seg + "=" * (-len(seg) % 4)  # noqa: E731
+
+    def pad(segment: str) -> str:
+        return segment + "=" * (-len(segment) % 4)
+
     return f"{pad(h)}.{pad(p)}.{pad(s)}"
 
 
-@_case("base64_standard_alphabet", 'Segments in the standard base64 alphabet ("+" and "/") instead of base64url; '
-       "the signature covers the url-safe segments.", hint="verify the signature over the exact received bytes",
-       tags=("malformed", "encoding"))
+@_case(
+    "base64_standard_alphabet",
+    'Segments in the standard base64 alphabet ("+" and "/") instead of base64url; '
+    "the signature covers the url-safe segments.",
+    hint="verify the signature over the exact received bytes",
+    tags=("malformed", "encoding"),
+)
 def _base64_standard(ctx: _Ctx) -> str:
     filler = ""
     while True:
@@ -498,136 +635,214 @@ def _base64_standard(ctx: _Ctx) -> str:
     return f"{h.translate(swap)}.{p.translate(swap)}.{s.translate(swap)}"
 
 
-@_case("base64_invalid_characters", 'Characters outside base64 ("!", "*") inside the payload segment.',
-       hint="refuse malformed base64; 401, not 500", tags=("malformed", "encoding"))
+@_case(
+    "base64_invalid_characters",
+    'Characters outside base64 ("!", "*") inside the payload segment.',
+    hint="refuse malformed base64; 401, not 500",
+    tags=("malformed", "encoding"),
+)
 def _base64_invalid(ctx: _Ctx) -> str:
     h, p, s = ctx.valid().split(".")
     return f"{h}.{p[:10]}!*{p[10:]}.{s}"
 
 
-@_case("header_bad_json", "The header segment decodes to text that is not JSON (signed anyway).",
-       hint="parse defensively; 401, not 500", tags=("malformed",))
+@_case(
+    "header_bad_json",
+    "The header segment decodes to text that is not JSON (signed anyway).",
+    hint="parse defensively; 401, not 500",
+    tags=("malformed",),
+)
 def _header_bad_json(ctx: _Ctx) -> str:
     return ctx.signed(header=b64url(b'{"alg":"RS256","kid":'), alg=ctx.key.alg)
 
 
-@_case("header_not_object", 'The header is valid JSON but not an object (["RS256"]).', hint="parse defensively",
-       tags=("malformed",))
+@_case(
+    "header_not_object",
+    'The header is valid JSON but not an object (["RS256"]).',
+    hint="parse defensively",
+    tags=("malformed",),
+)
 def _header_not_object(ctx: _Ctx) -> str:
     return ctx.signed(header=json_segment([ctx.key.alg, ctx.key.kid]), alg=ctx.key.alg)
 
 
-@_case("payload_bad_json", "The payload decodes to text that is not JSON, validly signed by the real key.",
-       hint="parse after verifying, defensively; 401, not 500", tags=("malformed",))
+@_case(
+    "payload_bad_json",
+    "The payload decodes to text that is not JSON, validly signed by the real key.",
+    hint="parse after verifying, defensively; 401, not 500",
+    tags=("malformed",),
+)
 def _payload_bad_json(ctx: _Ctx) -> str:
     return ctx.signed(claims=b64url(b'{"sub":"x","exp":'))
 
 
-@_case("payload_not_object", 'The payload is valid JSON but a string ("admin"), validly signed by the real key.',
-       hint="require a JSON object payload", tags=("malformed",))
+@_case(
+    "payload_not_object",
+    'The payload is valid JSON but a string ("admin"), validly signed by the real key.',
+    hint="require a JSON object payload",
+    tags=("malformed",),
+)
 def _payload_not_object(ctx: _Ctx) -> str:
     return ctx.signed(claims=json_segment("admin"))
 
 
-@_case("header_duplicate_alg", 'The header names alg twice: "RS256" first, "none" last, with a valid RS256 signature. '
-       "A first-wins parser sees a valid token; RFC 7515 §5.2 requires rejecting or last-wins.",
-       hint="use a JSON parser that rejects duplicates or keeps the last (Python's json keeps the last)",
-       tags=("malformed", "alg"))
+@_case(
+    "header_duplicate_alg",
+    'The header names alg twice: "RS256" first, "none" last, with a valid RS256 signature. '
+    "A first-wins parser sees a valid token; RFC 7515 §5.2 requires rejecting or last-wins.",
+    hint="use a JSON parser that rejects duplicates or keeps the last (Python's json keeps the last)",
+    tags=("malformed", "alg"),
+)
 def _header_duplicate_alg(ctx: _Ctx) -> str:
     raw = f'{{"alg":"{ctx.key.alg}","typ":"JWT","kid":"{ctx.key.kid}","alg":"none"}}'.encode()
     return ctx.signed(header=b64url(raw), alg=ctx.key.alg)
 
 
-@_case("payload_duplicate_exp", "The payload names exp twice: far future first, one hour ago last (validly signed).",
-       hint="reject duplicates or keep the last member", tags=("malformed", "time"))
+@_case(
+    "payload_duplicate_exp",
+    "The payload names exp twice: far future first, one hour ago last (validly signed).",
+    hint="reject duplicates or keep the last member",
+    tags=("malformed", "time"),
+)
 def _payload_duplicate_exp(ctx: _Ctx) -> str:
     claims = ctx.claims()
     body = json.dumps(claims, separators=(",", ":"))
-    raw = ('{"exp":' + str(ctx.now + 86400) + "," + body[1:-1].replace(f'"exp":{claims["exp"]}', f'"exp":{ctx.now - 3600}')
-           + "}")
+    raw = (
+        '{"exp":'
+        + str(ctx.now + 86400)
+        + ","
+        + body[1:-1].replace(f'"exp":{claims["exp"]}', f'"exp":{ctx.now - 3600}')
+        + "}"
+    )
     return ctx.signed(claims=b64url(raw.encode()))
 
 
 # ---------------------------------------------------------------------------------------------- header members
 
 
-@_case("crit_unknown", 'Header "crit": ["x-makrx-critical"] naming an extension no backend understands '
-       "(validly signed).", hint="reject tokens whose crit names an unsupported extension (RFC 7515 §4.1.11)",
-       tags=("header",))
+@_case(
+    "crit_unknown",
+    'Header "crit": ["x-makrx-critical"] naming an extension no backend understands (validly signed).',
+    hint="reject tokens whose crit names an unsupported extension (RFC 7515 §4.1.11)",
+    tags=("header",),
+)
 def _crit_unknown(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(crit=["x-makrx-critical"], **{"x-makrx-critical": True}))
 
 
-@_case("jwk_embedded", 'Header "jwk" carries the attacker\'s public key and the token is signed with it '
-       "(kid of the real key).", hint="take keys only from the realm's JWKS, never from the token",
-       tags=("header", "key-injection"))
+@_case(
+    "jwk_embedded",
+    'Header "jwk" carries the attacker\'s public key and the token is signed with it (kid of the real key).',
+    hint="take keys only from the realm's JWKS, never from the token",
+    tags=("header", "key-injection"),
+)
 def _jwk_embedded(ctx: _Ctx) -> str:
     attacker = ctx.issuer.attacker.key
     jwk = {k: v for k, v in attacker.jwk().items() if k in ("kty", "n", "e", "alg", "use", "kid")}
     return ctx.signed(header=ctx.header(alg="RS256", jwk=jwk), key=attacker.private_key)
 
 
-@_case("x5c_embedded", 'Header "x5c" carries the attacker\'s self-signed certificate; signed with its key '
-       "(kid of the real key).", hint="take keys only from the realm's JWKS", tags=("header", "key-injection"))
+@_case(
+    "x5c_embedded",
+    'Header "x5c" carries the attacker\'s self-signed certificate; signed with its key (kid of the real key).',
+    hint="take keys only from the realm's JWKS",
+    tags=("header", "key-injection"),
+)
 def _x5c_embedded(ctx: _Ctx) -> str:
     attacker = ctx.issuer.attacker.key
     return ctx.signed(header=ctx.header(alg="RS256", x5c=attacker.jwk()["x5c"]), key=attacker.private_key)
 
 
-@_case("jku_attacker", 'Header "jku" points at the attacker server (which serves a JWKS with its key); signed by the '
-       "attacker's key with its kid. The backend must not fetch it: issuer.attacker.was_fetched('jku_attacker').",
-       hint="ignore jku; fetch keys only from KEYCLOAK_ISSUER's JWKS", tags=("header", "key-injection", "canary"))
+@_case(
+    "jku_attacker",
+    'Header "jku" points at the attacker server (which serves a JWKS with its key); signed by the '
+    "attacker's key with its kid. The backend must not fetch it: issuer.attacker.was_fetched('jku_attacker').",
+    hint="ignore jku; fetch keys only from KEYCLOAK_ISSUER's JWKS",
+    tags=("header", "key-injection", "canary"),
+)
 def _jku(ctx: _Ctx) -> str:
     attacker = ctx.issuer.attacker
-    return ctx.signed(header=ctx.header(alg="RS256", kid=attacker.key.kid, jku=attacker.jku("jku_attacker")),
-                      key=attacker.key.private_key)
+    return ctx.signed(
+        header=ctx.header(alg="RS256", kid=attacker.key.kid, jku=attacker.jku("jku_attacker")),
+        key=attacker.key.private_key,
+    )
 
 
-@_case("x5u_attacker", 'Header "x5u" points at the attacker server\'s certificate; signed by the attacker\'s key. '
-       "The backend must not fetch it: issuer.attacker.was_fetched('x5u_attacker').",
-       hint="ignore x5u", tags=("header", "key-injection", "canary"))
+@_case(
+    "x5u_attacker",
+    "Header \"x5u\" points at the attacker server's certificate; signed by the attacker's key. "
+    "The backend must not fetch it: issuer.attacker.was_fetched('x5u_attacker').",
+    hint="ignore x5u",
+    tags=("header", "key-injection", "canary"),
+)
 def _x5u(ctx: _Ctx) -> str:
     attacker = ctx.issuer.attacker
-    return ctx.signed(header=ctx.header(alg="RS256", kid=attacker.key.kid, x5u=attacker.x5u("x5u_attacker")),
-                      key=attacker.key.private_key)
+    return ctx.signed(
+        header=ctx.header(alg="RS256", kid=attacker.key.kid, x5u=attacker.x5u("x5u_attacker")),
+        key=attacker.key.private_key,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- kid
 
 
-@_case("kid_unknown", "A kid the realm never published, signed by the real active key.",
-       hint="select the key by kid only; refetch the JWKS once (rate-limited), then 401", tags=("kid",))
+@_case(
+    "kid_unknown",
+    "A kid the realm never published, signed by the real active key.",
+    hint="select the key by kid only; refetch the JWKS once (rate-limited), then 401",
+    tags=("kid",),
+)
 def _kid_unknown(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(kid=b64url(b"makrx-unknown-kid-" + bytes(14))))
 
 
-@_case("kid_path_traversal", 'kid "../../../../../../../../dev/null" with HS256 and an empty secret '
-       "(the contents of /dev/null).", hint="never use kid as a path; look it up in the JWKS only",
-       tags=("kid", "injection"))
+@_case(
+    "kid_path_traversal",
+    'kid "../../../../../../../../dev/null" with HS256 and an empty secret (the contents of /dev/null).',
+    hint="never use kid as a path; look it up in the JWKS only",
+    tags=("kid", "injection"),
+)
 def _kid_path(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(alg="HS256", kid="../../../../../../../../dev/null"), alg="HS256", key=b"")
 
 
-@_case("kid_sql_injection", "kid \"x' UNION SELECT 'makrx' -- \" with HS256 keyed with \"makrx\".",
-       hint="never put kid into SQL; look it up in the JWKS only", tags=("kid", "injection"))
+@_case(
+    "kid_sql_injection",
+    'kid "x\' UNION SELECT \'makrx\' -- " with HS256 keyed with "makrx".',
+    hint="never put kid into SQL; look it up in the JWKS only",
+    tags=("kid", "injection"),
+)
 def _kid_sql(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(alg="HS256", kid="x' UNION SELECT 'makrx' -- "), alg="HS256", key=b"makrx")
 
 
-@_case("kid_command_injection", 'kid "key|true;$(true)`true`" (harmless shell commands), signed by the real key.',
-       hint="never pass kid to a shell; look it up in the JWKS only", tags=("kid", "injection"))
+@_case(
+    "kid_command_injection",
+    'kid "key|true;$(true)`true`" (harmless shell commands), signed by the real key.',
+    hint="never pass kid to a shell; look it up in the JWKS only",
+    tags=("kid", "injection"),
+)
 def _kid_command(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(kid="key|true;$(true)`true`"))
 
 
-@_case("kid_not_string", "kid is a number (12345), signed by the real key.", hint="check header types",
-       tags=("kid", "types"))
+@_case(
+    "kid_not_string",
+    "kid is a number (12345), signed by the real key.",
+    hint="check header types",
+    tags=("kid", "types"),
+)
 def _kid_not_string(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(kid=12345))
 
 
-@_case("kid_other_key", "kid names another published signing key (B) while the signature is by the active key (A).",
-       hint="verify with the key the kid names, and only with it", tags=("kid",), prepare=_two_signing_keys)
+@_case(
+    "kid_other_key",
+    "kid names another published signing key (B) while the signature is by the active key (A).",
+    hint="verify with the key the kid names, and only with it",
+    tags=("kid",),
+    prepare=_two_signing_keys,
+)
 def _kid_other_key(ctx: _Ctx) -> str:
     others = [k for k in ctx.issuer.keys.signing_keys if k.kid != ctx.key.kid]
     if not others:
@@ -635,15 +850,23 @@ def _kid_other_key(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(kid=others[-1].kid))
 
 
-@_case("kid_missing_several_keys", "No kid while several signing keys are published (prepare() publishes a next "
-       "key); signed by the active key.", hint="require kid; select the key by kid (Keycloak always sends one)",
-       tags=("kid",), prepare=_two_signing_keys)
+@_case(
+    "kid_missing_several_keys",
+    "No kid while several signing keys are published (prepare() publishes a next key); signed by the active key.",
+    hint="require kid; select the key by kid (Keycloak always sends one)",
+    tags=("kid",),
+    prepare=_two_signing_keys,
+)
 def _kid_missing(ctx: _Ctx) -> str:
     return ctx.signed(header=ctx.header(kid=None))
 
 
-@_case("retired_key", "Signed by a key that was retired (unpublished): the last one retired, or one retired before "
-       "this run.", hint="cache the JWKS with a TTL; a kid missing after refetch is 401", tags=("kid", "rotation"))
+@_case(
+    "retired_key",
+    "Signed by a key that was retired (unpublished): the last one retired, or one retired before this run.",
+    hint="cache the JWKS with a TTL; a kid missing after refetch is 401",
+    tags=("kid", "rotation"),
+)
 def _retired_key(ctx: _Ctx) -> str:
     key = ctx.issuer.keys.last_retired()
     return ctx.issuer.sign(ctx.claims(), key=key)
@@ -689,7 +912,9 @@ class BadTokens:
         return tuple(c for c in CATALOGUE if c.applies(self.issuer))
 
     def names(self, verdict: Verdict | None = None, tag: str | None = None) -> list[str]:
-        return [c.name for c in self.cases if (verdict is None or c.verdict == verdict) and (tag is None or tag in c.tags)]
+        return [
+            c.name for c in self.cases if (verdict is None or c.verdict == verdict) and (tag is None or tag in c.tags)
+        ]
 
     def __iter__(self) -> Iterator[Case]:
         return iter(self.cases)

@@ -33,7 +33,9 @@ class Fault:
     garbage: str | bytes | None = None
 
     def describe(self) -> dict[str, Any]:
-        garbage = self.garbage if isinstance(self.garbage, str) or self.garbage is None else f"<{len(self.garbage)} bytes>"
+        garbage = (
+            self.garbage if isinstance(self.garbage, str) or self.garbage is None else f"<{len(self.garbage)} bytes>"
+        )
         return {"status": self.status, "delay": self.delay, "garbage": garbage}
 
 

@@ -17,7 +17,7 @@ case (see :mod:`harness.issuer.catalogue`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -44,7 +44,7 @@ def makrx_issuer_factory(
     algorithm: str = "RS256",
     host: str = "127.0.0.1",
     port: int = 0,
-    scope: str = "session",
+    scope: Literal["session", "package", "module", "class", "function"] = "session",
     **issuer_kwargs: Any,
 ) -> Callable[..., Iterator[Issuer]]:
     """A fixture (``scope``, default session) that starts an :class:`Issuer` and stops it afterwards.
@@ -53,7 +53,7 @@ def makrx_issuer_factory(
     ``token_lifetime``, ...); ``host``/``port`` are where it listens (port 0: a free one).
     """
 
-    @pytest.fixture(scope=scope)  # type: ignore[misc]
+    @pytest.fixture(scope=scope)
     def issuer_fixture() -> Iterator[Issuer]:
         issuer = Issuer(realm, seed, algorithm, **issuer_kwargs).start(host, port)
         try:
@@ -95,7 +95,9 @@ class TokenMaker:
         return self.issuer.claims(**kwargs)
 
 
-def make_token_factory(issuer_fixture_name: str = "makrx_issuer", audience: str | None = None) -> Callable[..., TokenMaker]:
+def make_token_factory(
+    issuer_fixture_name: str = "makrx_issuer", audience: str | None = None
+) -> Callable[..., TokenMaker]:
     """A function-scoped fixture returning a :class:`TokenMaker` bound to the named issuer fixture."""
 
     @pytest.fixture
@@ -106,7 +108,9 @@ def make_token_factory(issuer_fixture_name: str = "makrx_issuer", audience: str 
     return token_fixture
 
 
-def bad_token_factory(issuer_fixture_name: str = "makrx_issuer", audience: str | None = None) -> Callable[..., BadTokens]:
+def bad_token_factory(
+    issuer_fixture_name: str = "makrx_issuer", audience: str | None = None
+) -> Callable[..., BadTokens]:
     """A function-scoped fixture returning the bad-token catalogue accessor bound to the named issuer."""
 
     @pytest.fixture

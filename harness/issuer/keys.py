@@ -39,8 +39,8 @@ RETIRED: Final = "retired"
 CACHE_ENV = "MAKRX_ISSUER_KEY_CACHE"
 _DERIVATION_VERSION = "v1"
 _SIGNING_ALGS = {"RS256": ("RSA", None), "ES256": ("EC", 256)}
-_CERT_NOT_BEFORE = _dt.datetime(2020, 1, 1, tzinfo=_dt.timezone.utc)
-_CERT_NOT_AFTER = _dt.datetime(2070, 1, 1, tzinfo=_dt.timezone.utc)
+_CERT_NOT_BEFORE = _dt.datetime(2020, 1, 1, tzinfo=_dt.UTC)
+_CERT_NOT_AFTER = _dt.datetime(2070, 1, 1, tzinfo=_dt.UTC)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -156,8 +156,12 @@ def _derive(kty: str, size: int, seed: int, label: str) -> PrivateKey:
         p, q = _derive_rsa_primes(_material(kty, size, seed, label), size)
         return _rsa_from_primes(p, q)
     curve = {256: ec.SECP256R1(), 384: ec.SECP384R1()}[size]
-    order = {256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-             384: int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)}[size]
+    order = {
+        256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+        384: int(
+            "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16
+        ),
+    }[size]
     scalar = 1 + _Drbg(_material(kty, size, seed, label)).below(order - 1)
     return ec.derive_private_key(scalar, curve)
 
@@ -195,8 +199,9 @@ def _load_disk(path: Path) -> PrivateKey | None:
 def _store_disk(path: Path, key: PrivateKey) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".der")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -210,8 +215,9 @@ def _store_disk(path: Path, key: PrivateKey) -> None:
         pass  # a read-only home only costs speed, never correctness
 
 
-def derived_private_key(kty: str, size: int, seed: int | None, label: str,
-                        cache_dir: Path | None = _USE_DEFAULT) -> PrivateKey:
+def derived_private_key(
+    kty: str, size: int, seed: int | None, label: str, cache_dir: Path | None = _USE_DEFAULT
+) -> PrivateKey:
     """The private key for ``(kty, size, seed, label)``: the same key for the same inputs on every machine.
 
     ``seed=None`` gives a fresh random key (OpenSSL, ~30 ms) and caches nothing. Otherwise the key is
@@ -240,6 +246,8 @@ def derived_private_key(kty: str, size: int, seed: int | None, label: str,
             if primes is not None:
                 key = _rsa_from_primes(*primes)
         directory = default_cache_dir() if cache_dir is _USE_DEFAULT else cache_dir
+        if kty != "RSA":
+            directory = None  # EC keys derive in microseconds: nothing worth caching
         path = directory / _DERIVATION_VERSION / f"{kty}{size}-seed{seed}-{label}.der" if directory else None
         if key is None and path is not None:
             key = _load_disk(path)
@@ -340,7 +348,7 @@ class Key:
             jwk["y"] = _uint_b64(pn.y, size)
         der = self.certificate_der
         jwk["x5c"] = [base64.b64encode(der).decode("ascii")]
-        jwk["x5t"] = b64url(hashlib.sha1(der).digest())  # noqa: S324 - the JWK thumbprint format
+        jwk["x5t"] = b64url(hashlib.sha1(der).digest())
         jwk["x5t#S256"] = b64url(hashlib.sha256(der).digest())
         return jwk
 
@@ -375,8 +383,9 @@ class KeySet:
         cache_dir: Path | None = _USE_DEFAULT,
     ) -> None:
         if algorithm not in _SIGNING_ALGS:
-            raise IssuerError(f"unsupported signing algorithm {algorithm!r}",
-                              fix=f"use one of {', '.join(_SIGNING_ALGS)}")
+            raise IssuerError(
+                f"unsupported signing algorithm {algorithm!r}", fix=f"use one of {', '.join(_SIGNING_ALGS)}"
+            )
         if key_size < 2048 and algorithm == "RS256":
             raise IssuerError(f"RSA key size {key_size} is below 2048 bits", fix="use key_size=2048 or more")
         self.algorithm = algorithm
@@ -554,8 +563,10 @@ class KeySet:
                 if key is None or key not in self._order:
                     raise IssuerError(f"no key with kid {kid!r}", fix="pass a kid from issuer.keys.snapshot()")
                 if key.state == ACTIVE:
-                    raise IssuerError(f"key {kid} is the active key and cannot be retired",
-                                      fix="call keys.promote() first, then retire the old key")
+                    raise IssuerError(
+                        f"key {kid} is the active key and cannot be retired",
+                        fix="call keys.promote() first, then retire the old key",
+                    )
                 victims = [key] if key.state != RETIRED else []
             for key in victims:
                 key.state = RETIRED
@@ -593,7 +604,8 @@ class KeySet:
 
     def jwks(self) -> dict[str, Any]:
         """The JWKS document (``{"keys": [...]}``) as the certs endpoint serves it now."""
-        return json.loads(self.jwks_json())
+        document: dict[str, Any] = json.loads(self.jwks_json())
+        return document
 
     def jwks_json(self) -> bytes:
         cached = self._jwks_cache

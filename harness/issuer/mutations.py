@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -35,7 +35,7 @@ __all__ = ["Mutation", "MutationPlan", "KINDS", "mutation_plans", "mutated_token
 
 KINDS: Final = ("header", "claims", "signature", "encoding")
 
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.text(max_size=12))
+_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**12), st.text(max_size=12))
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Mutation:
     kind: str
     operation: str
     description: str
+    plan: MutationPlan | None = field(default=None, repr=False, compare=False)
 
     @property
     def expected(self) -> str:
@@ -83,7 +84,7 @@ class MutationPlan:
         op = _OPS[self.operation]
         ctx = _Ctx(issuer, audience)
         token, valid, ambiguous, description = op.fn(ctx, *self.args)
-        return Mutation(token, valid, ambiguous, self.kind, self.operation, description)
+        return Mutation(token, valid, ambiguous, self.kind, self.operation, description, self)
 
     def __repr__(self) -> str:
         return f"MutationPlan({self.operation}{self.args!r})"
@@ -99,10 +100,19 @@ class _Ctx:
         self.claims: dict[str, Any] = issuer.claims(audience=self.audience, user=0)
         self.header: dict[str, Any] = {"alg": self.key.alg, "typ": "JWT", "kid": self.key.kid}
 
-    def sign(self, header: dict[str, Any] | str | None = None, claims: dict[str, Any] | str | None = None,
-             alg: str | None = None, key: Any = None) -> str:
-        return compact(self.header if header is None else header, self.claims if claims is None else claims,
-                       alg or self.key.alg, self.key.private_key if key is None else key)
+    def sign(
+        self,
+        header: dict[str, Any] | str | None = None,
+        claims: dict[str, Any] | str | None = None,
+        alg: str | None = None,
+        key: Any = None,
+    ) -> str:
+        return compact(
+            self.header if header is None else header,
+            self.claims if claims is None else claims,
+            alg or self.key.alg,
+            self.key.private_key if key is None else key,
+        )
 
     def valid_token(self) -> str:
         return self.sign()
@@ -122,7 +132,9 @@ class _Op:
 _OPS: dict[str, _Op] = {}
 
 
-def _op(kind: str, *arg_strategies: st.SearchStrategy[Any]) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
+def _op(
+    kind: str, *arg_strategies: st.SearchStrategy[Any]
+) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
     def register(fn: Callable[..., Outcome]) -> Callable[..., Outcome]:
         name = fn.__name__.lstrip("_")
         _OPS[name] = _Op(name, kind, st.tuples(*arg_strategies), fn)
@@ -142,8 +154,28 @@ def _with(mapping: dict[str, Any], name: str, value: Any, *, remove: bool = Fals
 
 # ---------------------------------------------------------------------------------------------- header
 
-_ALGS = ["none", "None", "NONE", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "ES256",
-         "ES384", "EdDSA", "", "rs256", "RS256 ", None, 256, ["RS256"]]
+_ALGS = [
+    "none",
+    "None",
+    "NONE",
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "ES256",
+    "ES384",
+    "EdDSA",
+    "",
+    "rs256",
+    "RS256 ",
+    None,
+    256,
+    ["RS256"],
+]
 
 
 @_op("header", st.sampled_from(_ALGS))
@@ -156,15 +188,27 @@ def _header_alg(ctx: _Ctx, alg: Any) -> Outcome:
     if isinstance(alg, str) and alg.lower() == "none":
         return f"{h}.{p}.", False, False, f"alg {alg!r}, no signature"
     if isinstance(alg, str) and alg in ("HS256", "HS384", "HS512"):
-        return compact(header, ctx.claims, alg, ctx.key.public_pem), False, False, f"alg {alg} keyed with the public PEM"
+        return (
+            compact(header, ctx.claims, alg, ctx.key.public_pem),
+            False,
+            False,
+            f"alg {alg} keyed with the public PEM",
+        )
     if isinstance(alg, str) and alg[:2] in ("RS", "PS") and alg[2:] in ("256", "384", "512") and ctx.key.kty == "RSA":
         return compact(header, ctx.claims, alg, ctx.key.private_key), False, False, f"alg {alg} signed by the real key"
     signature = b64url(ctx.key.sign(signing_input))
     return f"{h}.{p}.{signature}", False, False, f"alg {alg!r} with the real {ctx.key.alg} signature"
 
 
-@_op("header", st.one_of(st.text(max_size=40), st.sampled_from(["", "../../etc/passwd", "' OR 1=1 --", "null"]),
-                         st.integers(), st.just(None)))
+@_op(
+    "header",
+    st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["", "../../etc/passwd", "' OR 1=1 --", "null"]),
+        st.integers(),
+        st.just(None),
+    ),
+)
 def _header_kid(ctx: _Ctx, kid: Any) -> Outcome:
     if kid is None:
         several = len(ctx.issuer.keys.signing_keys) > 1
@@ -198,15 +242,23 @@ def _header_key_url(ctx: _Ctx, member: str, attacker_signed: bool) -> Outcome:
     url = attacker.jku("mutation") if member == "jku" else attacker.x5u("mutation")
     if attacker_signed:
         header = {**ctx.header, "alg": "RS256", "kid": attacker.key.kid, member: url}
-        return (ctx.sign(header, alg="RS256", key=attacker.key.private_key), False, False,
-                f"{member} at the attacker server, signed by the attacker's key")
+        return (
+            ctx.sign(header, alg="RS256", key=attacker.key.private_key),
+            False,
+            False,
+            f"{member} at the attacker server, signed by the attacker's key",
+        )
     return ctx.sign({**ctx.header, member: url}), True, True, f"{member} at the attacker server, real signature"
 
 
 @_op("header", st.sampled_from(["jwk", "x5c"]))
 def _header_embedded_key(ctx: _Ctx, member: str) -> Outcome:
     attacker = ctx.issuer.attacker.key
-    value: Any = {k: v for k, v in attacker.jwk().items() if k in ("kty", "n", "e")} if member == "jwk" else attacker.jwk()["x5c"]
+    value: Any = (
+        {k: v for k, v in attacker.jwk().items() if k in ("kty", "n", "e")}
+        if member == "jwk"
+        else attacker.jwk()["x5c"]
+    )
     header = {**ctx.header, "alg": "RS256", member: value}
     return ctx.sign(header, alg="RS256", key=attacker.private_key), False, False, f"embedded {member}, attacker-signed"
 
@@ -236,13 +288,16 @@ def _bad_type(value: int, how: str) -> Any:
     return {"string": str(value), "null": None, "bool": True, "list": [value], "object": {"t": value}}[how]
 
 
-@_op("claims", st.one_of(
-    st.tuples(st.just("past"), st.integers(LEEWAY + 1, 10 * 365 * 86400)),
-    st.tuples(st.just("future"), st.integers(1, 30 * 86400)),
-    st.tuples(st.just("float"), st.integers(60, 3600)),
-    st.tuples(st.just("missing"), st.just(0)),
-    st.tuples(st.sampled_from(_TIME_TYPES), st.integers(60, 3600)),
-))
+@_op(
+    "claims",
+    st.one_of(
+        st.tuples(st.just("past"), st.integers(LEEWAY + 1, 10 * 365 * 86400)),
+        st.tuples(st.just("future"), st.integers(1, 30 * 86400)),
+        st.tuples(st.just("float"), st.integers(60, 3600)),
+        st.tuples(st.just("missing"), st.just(0)),
+        st.tuples(st.sampled_from(_TIME_TYPES), st.integers(60, 3600)),
+    ),
+)
 def _claim_exp(ctx: _Ctx, change: tuple[str, int]) -> Outcome:
     how, delta = change
     if how == "past":
@@ -257,12 +312,16 @@ def _claim_exp(ctx: _Ctx, change: tuple[str, int]) -> Outcome:
     return ctx.sign(claims={**ctx.claims, "exp": value}), False, False, f"exp as {how} ({value!r})"
 
 
-@_op("claims", st.sampled_from(["nbf", "iat"]), st.one_of(
-    st.tuples(st.just("future"), st.integers(LEEWAY + 1, 86400)),
-    st.tuples(st.just("past"), st.integers(0, 3600)),
-    st.tuples(st.just("missing"), st.just(0)),
-    st.tuples(st.sampled_from(_TIME_TYPES[:2] + _TIME_TYPES[3:]), st.integers(0, 3600)),
-))
+@_op(
+    "claims",
+    st.sampled_from(["nbf", "iat"]),
+    st.one_of(
+        st.tuples(st.just("future"), st.integers(LEEWAY + 1, 86400)),
+        st.tuples(st.just("past"), st.integers(0, 3600)),
+        st.tuples(st.just("missing"), st.just(0)),
+        st.tuples(st.sampled_from(_TIME_TYPES[:2] + _TIME_TYPES[3:]), st.integers(0, 3600)),
+    ),
+)
 def _claim_time(ctx: _Ctx, claim: str, change: tuple[str, int]) -> Outcome:
     how, delta = change
     if how == "future":
@@ -277,18 +336,25 @@ def _claim_time(ctx: _Ctx, claim: str, change: tuple[str, int]) -> Outcome:
     return ctx.sign(claims={**ctx.claims, claim: value}), False, False, f"{claim} as {how} ({value!r})"
 
 
-@_op("claims", st.one_of(
-    st.tuples(st.just("text"), st.text(max_size=30)),
-    st.tuples(st.sampled_from(["trailing_slash", "other_scheme", "other_realm", "upper", "missing", "null", "list"]),
-              st.just("")),
-))
+@_op(
+    "claims",
+    st.one_of(
+        st.tuples(st.just("text"), st.text(max_size=30)),
+        st.tuples(
+            st.sampled_from(["trailing_slash", "other_scheme", "other_realm", "upper", "missing", "null", "list"]),
+            st.just(""),
+        ),
+    ),
+)
 def _claim_iss(ctx: _Ctx, change: tuple[str, str]) -> Outcome:
     how, text = change
     iss = ctx.issuer.issuer_url
     value: Any = {
         "text": text,
         "trailing_slash": iss + "/",
-        "other_scheme": iss.replace("http://", "https://", 1) if iss.startswith("http://") else iss.replace("https://", "http://", 1),
+        "other_scheme": iss.replace("http://", "https://", 1)
+        if iss.startswith("http://")
+        else iss.replace("https://", "http://", 1),
         "other_realm": iss.rsplit("/", 1)[0] + "/other",
         "upper": iss.upper(),
         "null": None,
@@ -301,12 +367,17 @@ def _claim_iss(ctx: _Ctx, change: tuple[str, str]) -> Outcome:
     return ctx.sign(claims={**ctx.claims, "iss": value}), False, False, f"iss {how} ({value!r})"
 
 
-@_op("claims", st.one_of(
-    st.tuples(st.just("text"), st.text(max_size=20)),
-    st.tuples(st.just("list_with"), st.lists(st.text(max_size=10), max_size=3)),
-    st.tuples(st.just("list_without"), st.lists(st.text(max_size=10), max_size=3)),
-    st.tuples(st.sampled_from(["missing", "empty_list", "object", "number", "null", "nested", "upper"]), st.just(None)),
-))
+@_op(
+    "claims",
+    st.one_of(
+        st.tuples(st.just("text"), st.text(max_size=20)),
+        st.tuples(st.just("list_with"), st.lists(st.text(max_size=10), max_size=3)),
+        st.tuples(st.just("list_without"), st.lists(st.text(max_size=10), max_size=3)),
+        st.tuples(
+            st.sampled_from(["missing", "empty_list", "object", "number", "null", "nested", "upper"]), st.just(None)
+        ),
+    ),
+)
 def _claim_aud(ctx: _Ctx, change: tuple[str, Any]) -> Outcome:
     how, arg = change
     ours = ctx.audience
@@ -318,8 +389,15 @@ def _claim_aud(ctx: _Ctx, change: tuple[str, Any]) -> Outcome:
     if how == "list_without":
         value = [a for a in arg if a != ours]
     else:
-        value = {"text": arg, "empty_list": [], "object": {"aud": ours}, "number": 1, "null": None,
-                 "nested": [[ours]], "upper": ours.upper() if ours.upper() != ours else ours + "X"}[how]
+        value = {
+            "text": arg,
+            "empty_list": [],
+            "object": {"aud": ours},
+            "number": 1,
+            "null": None,
+            "nested": [[ours]],
+            "upper": ours.upper() if ours.upper() != ours else ours + "X",
+        }[how]
     if value == ours:
         return ctx.sign(), True, False, "aud unchanged"
     return ctx.sign(claims={**ctx.claims, "aud": value}), False, False, f"aud {how} ({value!r})"
@@ -334,8 +412,11 @@ def _claim_typ(ctx: _Ctx, typ: str | None) -> Outcome:
     return ctx.sign(claims={**ctx.claims, "typ": typ}), False, False, f"typ {typ!r}"
 
 
-@_op("claims", st.sampled_from(["sub", "jti", "preferred_username", "email", "name", "azp", "scope", "sid"]),
-     st.one_of(st.text(max_size=30), st.just(None)))
+@_op(
+    "claims",
+    st.sampled_from(["sub", "jti", "preferred_username", "email", "name", "azp", "scope", "sid"]),
+    st.one_of(st.text(max_size=30), st.just(None)),
+)
 def _claim_identity(ctx: _Ctx, claim: str, value: str | None) -> Outcome:
     claims = _with(ctx.claims, claim, value, remove=value is None)
     lenient = claim in ("azp", "scope", "sub") or not value
@@ -377,7 +458,11 @@ def _sig_extend(ctx: _Ctx, extra: bytes) -> Outcome:
     return f"{h}.{p}.{b64url(sig + extra)}", False, False, f"{len(extra)} bytes appended to the signature"
 
 
-@_op("signature", st.sampled_from(["zero", "empty", "random", "other_key", "retired_key"]), st.binary(min_size=8, max_size=8))
+@_op(
+    "signature",
+    st.sampled_from(["zero", "empty", "random", "other_key", "retired_key"]),
+    st.binary(min_size=8, max_size=8),
+)
 def _sig_replace(ctx: _Ctx, how: str, noise: bytes) -> Outcome:
     h, p, sig = _parts(ctx)
     if how == "zero":
@@ -451,7 +536,7 @@ def _enc_swap_case(ctx: _Ctx, index: int, position: int) -> Outcome:
         if not letters:
             return s
         at = letters[position % len(letters)]
-        return s[:at] + s[at].swapcase() + s[at + 1:]
+        return s[:at] + s[at].swapcase() + s[at + 1 :]
 
     return _segment_edit(ctx, index, edit, "one letter's case swapped")
 
@@ -461,8 +546,20 @@ def _enc_drop_tail(ctx: _Ctx, index: int, count: int) -> Outcome:
     return _segment_edit(ctx, index, lambda s: s[:-count] if len(s) > count else "", f"last {count} chars dropped")
 
 
-@_op("encoding", st.sampled_from(["trailing_dot", "leading_dot", "double_dot", "swap_header_payload", "bearer_prefix",
-                                  "json_token", "percent_encoded"]))
+@_op(
+    "encoding",
+    st.sampled_from(
+        [
+            "trailing_dot",
+            "leading_dot",
+            "double_dot",
+            "swap_header_payload",
+            "bearer_prefix",
+            "json_token",
+            "percent_encoded",
+        ]
+    ),
+)
 def _enc_structure(ctx: _Ctx, how: str) -> Outcome:
     token = ctx.valid_token()
     h, p, s = token.split(".")
@@ -489,19 +586,23 @@ def mutation_plans(kinds: Sequence[str] = KINDS) -> st.SearchStrategy[MutationPl
     return st.sampled_from(ops).flatmap(lambda op: op.args.map(lambda args: MutationPlan(op.kind, op.name, args)))
 
 
-def mutated_tokens(issuer: Issuer, audience: str | None = None, kinds: Sequence[str] = KINDS) -> st.SearchStrategy[Mutation]:
+def mutated_tokens(
+    issuer: Issuer, audience: str | None = None, kinds: Sequence[str] = KINDS
+) -> st.SearchStrategy[Mutation]:
     """Mutations of a fresh valid token for ``audience`` (use inside a test via ``data.draw(...)``)."""
     return mutation_plans(kinds).map(lambda plan: plan.apply(issuer, audience))
 
 
-def sample(issuer: Issuer, audience: str | None = None, *, n: int = 50, seed: int = 0,
-           kinds: Sequence[str] = KINDS) -> list[Mutation]:
+def sample(
+    issuer: Issuer, audience: str | None = None, *, n: int = 50, seed: int = 0, kinds: Sequence[str] = KINDS
+) -> list[Mutation]:
     """``n`` mutations, the same ones for the same ``seed`` (for parametrised contracts outside ``@given``)."""
     plans: list[MutationPlan] = []
 
     @hypothesis_seed(seed)
-    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n, database=None, phases=[Phase.generate], deadline=None, suppress_health_check=list(HealthCheck)
+    )
     @given(mutation_plans(kinds))
     def collect(plan: MutationPlan) -> None:
         plans.append(plan)

@@ -17,10 +17,10 @@ RESPX_CLIENT_IP = "respx"
 def issuer_respx_routes(router: respx.Router, issuer: Issuer) -> respx.Route:
     """Route every request under ``issuer.base_url`` to the issuer's handler, without any network.
 
-    Works with ``respx.mock`` / the ``respx_mock`` fixture and with sync or async httpx clients. The issuer
-    need not be started when it was created with ``public_base_url=`` (then it counts as up until ``go_down()``). Rotation, faults and fetch counts
-    behave as over HTTP; ``go_down()`` (or a never-started issuer without a public URL) raises
-    ``httpx.ConnectError``; a delay fault sleeps in the calling thread.
+    Works with ``respx.mock`` / the ``respx_mock`` fixture and with sync or async httpx clients. The
+    issuer need not be started when it was created with ``public_base_url=`` (it then counts as up
+    until ``go_down()``). Rotation, faults and fetch counts (client ``"respx"``) behave as over HTTP;
+    ``go_down()`` makes requests raise ``httpx.ConnectError``; a delay fault sleeps in the calling thread.
     """
     prefix = issuer.base_url + "/"
 
@@ -28,16 +28,17 @@ def issuer_respx_routes(router: respx.Router, issuer: Issuer) -> respx.Route:
         if not issuer.is_up:
             raise httpx.ConnectError(f"makrx issuer at {issuer.base_url} is down", request=request)
         target = request.url.raw_path.decode("ascii")
-        reply = issuer.handle(Request(
-            method=request.method,
-            target=target,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=request.read(),
-            client_ip=RESPX_CLIENT_IP,
-        ))
+        reply = issuer.handle(
+            Request(
+                method=request.method,
+                target=target,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=request.read(),
+                client_ip=RESPX_CLIENT_IP,
+            )
+        )
         if reply is None or reply.status == 0:
             raise httpx.ConnectError(f"makrx issuer at {issuer.base_url} went down", request=request)
         return httpx.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
 
     return router.route(url__startswith=prefix).mock(side_effect=answer)
-

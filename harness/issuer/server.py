@@ -1,4 +1,4 @@
-"""The fake Keycloak: realm JSON, discovery, JWKS, token, userinfo and health at Keycloak's paths, plus admin controls."""
+"""The fake Keycloak: realm JSON, discovery, JWKS, token, userinfo and health at Keycloak's paths; admin controls."""
 
 from __future__ import annotations
 
@@ -32,8 +32,21 @@ __all__ = ["Issuer", "Fetch", "FETCH_KINDS"]
 FETCH_KINDS: Final = ("jwks", "realm", "discovery", "token", "userinfo", "introspect", "health", "admin", "other")
 """What ``fetches()`` counts, by endpoint."""
 
-_SIGNING_ALGS_ADVERTISED = ["PS384", "RS384", "EdDSA", "ES384", "HS256", "HS512", "ES256", "RS256", "HS384", "ES512",
-                            "PS256", "PS512", "RS512"]
+_SIGNING_ALGS_ADVERTISED = [
+    "PS384",
+    "RS384",
+    "EdDSA",
+    "ES384",
+    "HS256",
+    "HS512",
+    "ES256",
+    "RS256",
+    "HS384",
+    "ES512",
+    "PS256",
+    "PS512",
+    "RS512",
+]
 _ACCOUNT_ROLES = ["manage-account", "manage-account-links", "view-profile"]
 _CLIENT_ERROR = "Invalid client or Invalid client credentials"
 
@@ -103,11 +116,13 @@ class Issuer:
         self.warm = warm
         self._key_cache_dir = key_cache_dir
         self._public_base_url = public_base_url.rstrip("/") if public_base_url else None
-        self.keys = KeySet(algorithm, seed=seed, realm=realm, enc_key=enc_key, key_size=key_size,
-                           cache_dir=key_cache_dir)
+        self.keys = KeySet(
+            algorithm, seed=seed, realm=realm, enc_key=enc_key, key_size=key_size, cache_dir=key_cache_dir
+        )
         self.users = UserDirectory(seed, realm, users)
-        self.tokens = TokenFactory(self.keys, users=self.users, default_audience=default_audience,
-                                   lifetime=token_lifetime)
+        self.tokens = TokenFactory(
+            self.keys, users=self.users, default_audience=default_audience, lifetime=token_lifetime
+        )
         self.faults = Faults()
         self._http: HttpServer | None = None
         self._up = self._public_base_url is not None  # a respx-only issuer is "up" without a socket
@@ -158,7 +173,9 @@ class Issuer:
     def __enter__(self) -> Issuer:
         return self if self._http is not None else self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -176,8 +193,10 @@ class Issuer:
     def come_up(self) -> None:
         """Listen again on the same port; raises IssuerError if something else took it meanwhile."""
         if self._stopped or (self._http is None and self._public_base_url is None):
-            raise IssuerError("come_up() on an issuer that is not started or already stopped",
-                              fix="call start() first; a stopped issuer cannot come back")
+            raise IssuerError(
+                "come_up() on an issuer that is not started or already stopped",
+                fix="call start() first; a stopped issuer cannot come back",
+            )
         if self._http is not None:
             self._http.open(retry_for=2.0)
         self._up = True
@@ -215,8 +234,10 @@ class Issuer:
         if self._public_base_url:
             return self._public_base_url
         if self._http is None:
-            raise IssuerError("the issuer has no URL before start()",
-                              fix="call issuer.start() first, or pass public_base_url= for respx-only use")
+            raise IssuerError(
+                "the issuer has no URL before start()",
+                fix="call issuer.start() first, or pass public_base_url= for respx-only use",
+            )
         return f"http://{self._http.host}:{self._http.port}"
 
     @property
@@ -298,8 +319,7 @@ class Issuer:
         """A valid access token signed by the active key; see :meth:`TokenFactory.claims` for the parameters."""
         if not self.tokens.issuer_url:
             self.tokens.issuer_url = self.issuer_url
-        return self.tokens.mint(audience, roles, client_roles, user, expires_in, overrides=overrides,
-                                **claim_overrides)
+        return self.tokens.mint(audience, roles, client_roles, user, expires_in, overrides=overrides, **claim_overrides)
 
     def claims(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The payload ``mint()`` would sign (same parameters)."""
@@ -383,29 +403,75 @@ class Issuer:
             "check_session_iframe": f"{oidc}/login-status-iframe.html",
             "grant_types_supported": ["password", "client_credentials", "refresh_token"],
             "acr_values_supported": ["0", "1"],
-            "response_types_supported": ["code", "none", "id_token", "token", "id_token token", "code id_token",
-                                         "code token", "code id_token token"],
+            "response_types_supported": [
+                "code",
+                "none",
+                "id_token",
+                "token",
+                "id_token token",
+                "code id_token",
+                "code token",
+                "code id_token token",
+            ],
             "subject_types_supported": ["public", "pairwise"],
             "id_token_signing_alg_values_supported": list(_SIGNING_ALGS_ADVERTISED),
             "id_token_encryption_alg_values_supported": ["RSA-OAEP", "RSA-OAEP-256", "RSA1_5"],
             "id_token_encryption_enc_values_supported": ["A256GCM", "A192GCM", "A128GCM", "A128CBC-HS256"],
             "userinfo_signing_alg_values_supported": [*_SIGNING_ALGS_ADVERTISED, "none"],
             "request_object_signing_alg_values_supported": [*_SIGNING_ALGS_ADVERTISED, "none"],
-            "response_modes_supported": ["query", "fragment", "form_post", "query.jwt", "fragment.jwt",
-                                         "form_post.jwt", "jwt"],
+            "response_modes_supported": [
+                "query",
+                "fragment",
+                "form_post",
+                "query.jwt",
+                "fragment.jwt",
+                "form_post.jwt",
+                "jwt",
+            ],
             "registration_endpoint": f"{self.issuer_url}/clients-registrations/openid-connect",
-            "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic", "client_secret_post",
-                                                      "tls_client_auth", "client_secret_jwt"],
+            "token_endpoint_auth_methods_supported": [
+                "private_key_jwt",
+                "client_secret_basic",
+                "client_secret_post",
+                "tls_client_auth",
+                "client_secret_jwt",
+            ],
             "token_endpoint_auth_signing_alg_values_supported": list(_SIGNING_ALGS_ADVERTISED),
-            "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic",
-                                                              "client_secret_post", "tls_client_auth",
-                                                              "client_secret_jwt"],
-            "claims_supported": ["aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
-                                 "preferred_username", "email", "acr"],
+            "introspection_endpoint_auth_methods_supported": [
+                "private_key_jwt",
+                "client_secret_basic",
+                "client_secret_post",
+                "tls_client_auth",
+                "client_secret_jwt",
+            ],
+            "claims_supported": [
+                "aud",
+                "sub",
+                "iss",
+                "auth_time",
+                "name",
+                "given_name",
+                "family_name",
+                "preferred_username",
+                "email",
+                "acr",
+            ],
             "claim_types_supported": ["normal"],
             "claims_parameter_supported": True,
-            "scopes_supported": ["openid", "profile", "email", "roles", "web-origins", "acr", "basic",
-                                 "offline_access", "address", "phone", "microprofile-jwt", "organization"],
+            "scopes_supported": [
+                "openid",
+                "profile",
+                "email",
+                "roles",
+                "web-origins",
+                "acr",
+                "basic",
+                "offline_access",
+                "address",
+                "phone",
+                "microprofile-jwt",
+                "organization",
+            ],
             "request_parameter_supported": True,
             "request_uri_parameter_supported": True,
             "require_request_uri_registration": True,
@@ -425,7 +491,7 @@ class Issuer:
         if path == prefix or path == prefix + "/":
             return "realm"
         if path.startswith(prefix + "/"):
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             return {
                 "/.well-known/openid-configuration": "discovery",
                 "/protocol/openid-connect/certs": "jwks",
@@ -442,8 +508,9 @@ class Issuer:
     def handle(self, request: Request) -> Reply | None:
         """Answer one request (transport-independent: used by the socket server and by the respx route)."""
         kind = self.classify(request.path)
-        self._record(Fetch(time.time(), kind, request.method, request.target, request.client_ip,
-                           request.header("user-agent")))
+        self._record(
+            Fetch(time.time(), kind, request.method, request.target, request.client_ip, request.header("user-agent"))
+        )
         origin = request.header("origin")
         if request.method == "OPTIONS" and origin and self.cors:
             return self._with_cors(Reply(204, b"", {}), request, preflight=True)
@@ -468,9 +535,11 @@ class Issuer:
             if fault is None:
                 return None
         if fault.status is not None:
-            return json_reply(fault.status, {"error": "injected_fault",
-                                             "error_description": f"makrx issuer: {kind} fault {fault.status}"},
-                              {"Cache-Control": "no-cache"})
+            return json_reply(
+                fault.status,
+                {"error": "injected_fault", "error_description": f"makrx issuer: {kind} fault {fault.status}"},
+                {"Cache-Control": "no-cache"},
+            )
         if fault.garbage is not None:
             if isinstance(fault.garbage, bytes):
                 return Reply(200, fault.garbage, {"Content-Type": "application/json"})
@@ -481,15 +550,18 @@ class Issuer:
     def _with_cors(self, reply: Reply, request: Request, *, preflight: bool = False) -> Reply:
         origin = request.header("origin")
         if self.cors and origin:
-            reply.headers.update({"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
-                                  "Vary": "Origin"})
+            reply.headers.update(
+                {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true", "Vary": "Origin"}
+            )
             if preflight:
-                reply.headers.update({
-                    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                    "Access-Control-Allow-Headers": request.header("access-control-request-headers")
-                    or "Authorization, Content-Type",
-                    "Access-Control-Max-Age": "3600",
-                })
+                reply.headers.update(
+                    {
+                        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                        "Access-Control-Allow-Headers": request.header("access-control-request-headers")
+                        or "Authorization, Content-Type",
+                        "Access-Control-Max-Age": "3600",
+                    }
+                )
         return reply
 
     def _route(self, kind: str, request: Request) -> Reply:
@@ -501,8 +573,7 @@ class Issuer:
         if kind == "discovery":
             return json_reply(200, self.discovery_document())
         if kind == "jwks":
-            return Reply(200, self.keys.jwks_json(), {"Content-Type": "application/json",
-                                                      "Cache-Control": "no-cache"})
+            return Reply(200, self.keys.jwks_json(), {"Content-Type": "application/json", "Cache-Control": "no-cache"})
         if kind == "health":
             return json_reply(200, {"status": "UP", "checks": []})
         if kind == "token":
@@ -520,16 +591,20 @@ class Issuer:
             if realm != self.realm:
                 return json_reply(404, {"error": "Realm does not exist", "error_description": "Realm does not exist"})
         if request.path == "/":
-            return json_reply(200, {"issuer": self.issuer_url, "discovery": self.discovery_url,
-                                    "admin": self.admin_url})
+            return json_reply(
+                200, {"issuer": self.issuer_url, "discovery": self.discovery_url, "admin": self.admin_url}
+            )
         return json_reply(404, {"error": "Unable to find matching target resource method"})
 
     # -- token endpoint ---------------------------------------------------------------------------
 
     @staticmethod
     def _oauth_error(status: int, error: str, description: str) -> Reply:
-        return json_reply(status, {"error": error, "error_description": description},
-                          {"Cache-Control": "no-store", "Pragma": "no-cache"})
+        return json_reply(
+            status,
+            {"error": error, "error_description": description},
+            {"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
 
     def _authenticate_client(self, request: Request, form: Mapping[str, str]) -> tuple[str, str | None] | Reply:
         """``(client_id, expected secret or None)`` of an authenticated client, or the error reply."""
@@ -554,7 +629,9 @@ class Issuer:
         return client_id, expected
 
     def _token_endpoint(self, request: Request) -> Reply:
-        if "application/x-www-form-urlencoded" not in request.header("content-type", "application/x-www-form-urlencoded"):
+        if "application/x-www-form-urlencoded" not in request.header(
+            "content-type", "application/x-www-form-urlencoded"
+        ):
             return self._oauth_error(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded")
         form = request.form()
         grant = form.get("grant_type")
@@ -567,7 +644,9 @@ class Issuer:
         scope = form.get("scope") or DEFAULT_SCOPE
         if grant == "client_credentials":
             if self.clients is not None and expected_secret is None:
-                return self._oauth_error(401, "unauthorized_client", "Public client not allowed to retrieve service account")
+                return self._oauth_error(
+                    401, "unauthorized_client", "Public client not allowed to retrieve service account"
+                )
             account = service_account(client_id, self.realm)
             return self._token_set(client_id, account, scope, form, request, service=True)
         if grant == "password":
@@ -579,23 +658,41 @@ class Issuer:
             return self._refresh(client_id, form, request)
         return self._oauth_error(400, "unsupported_grant_type", "Unsupported grant_type")
 
-    def _token_set(self, client_id: str, user: User, scope: str, form: Mapping[str, str], request: Request, *,
-                   service: bool = False, session: str | None = None) -> Reply:
+    def _token_set(
+        self,
+        client_id: str,
+        user: User,
+        scope: str,
+        form: Mapping[str, str],
+        request: Request,
+        *,
+        service: bool = False,
+        session: str | None = None,
+    ) -> Reply:
         session = session or str(uuid.uuid4())
         requested = form.get("audience")
-        base = requested.split() if requested else (
-            [self.default_audience] if isinstance(self.default_audience, str) else list(self.default_audience))
+        base = (
+            requested.split()
+            if requested
+            else ([self.default_audience] if isinstance(self.default_audience, str) else list(self.default_audience))
+        )
         audience = list(dict.fromkeys([*base, "account"]))
         roles = [f"default-roles-{self.realm}", "offline_access", "uma_authorization", *user.roles]
         client_roles: dict[str, Iterable[str]] = {**user.client_roles, "account": _ACCOUNT_ROLES}
-        extra: dict[str, Any] = {"azp": client_id, "sid": session, "session_state": session, "scope": scope,
-                                 "allowed-origins": ["*"]}
+        extra: dict[str, Any] = {
+            "azp": client_id,
+            "sid": session,
+            "session_state": session,
+            "scope": scope,
+            "allowed-origins": ["*"],
+        }
         if service:
             extra.update({"clientId": client_id, "clientHost": request.client_ip, "clientAddress": request.client_ip})
         access = self.mint(audience, roles, client_roles, user, overrides=extra)
         refresh = self.tokens.refresh_token(client_id, user=user, session=session, scope=scope)
-        id_token = self.tokens.id_token(client_id, user=user, access_token=access, session=session,
-                                        nonce=form.get("nonce"))
+        id_token = self.tokens.id_token(
+            client_id, user=user, access_token=access, session=session, nonce=form.get("nonce")
+        )
         with self._lock:
             self._sessions[session] = (client_id, user)
         body = {
@@ -631,8 +728,15 @@ class Issuer:
         if found is None:
             return self._oauth_error(400, "invalid_grant", "Session not active")
         _, user = found
-        return self._token_set(client_id, user, claims.get("scope", DEFAULT_SCOPE), form, request,
-                               service=user.preferred_username.startswith("service-account-"), session=claims["sid"])
+        return self._token_set(
+            client_id,
+            user,
+            claims.get("scope", DEFAULT_SCOPE),
+            form,
+            request,
+            service=user.preferred_username.startswith("service-account-"),
+            session=claims["sid"],
+        )
 
     # -- userinfo and introspection ---------------------------------------------------------------
 
@@ -648,13 +752,19 @@ class Issuer:
         token = self._bearer(request)
         challenge = f'Bearer realm="{self.realm}", error="invalid_token", error_description="Token verification failed"'
         if token is None:
-            return json_reply(401, {"error": "invalid_request", "error_description": "Token not provided"},
-                              {"WWW-Authenticate": f'Bearer realm="{self.realm}"'})
+            return json_reply(
+                401,
+                {"error": "invalid_request", "error_description": "Token not provided"},
+                {"WWW-Authenticate": f'Bearer realm="{self.realm}"'},
+            )
         try:
             claims = self.verifier().verify(token, now=self.now())
         except TokenRejected:
-            return json_reply(401, {"error": "invalid_token", "error_description": "Token verification failed"},
-                              {"WWW-Authenticate": challenge})
+            return json_reply(
+                401,
+                {"error": "invalid_token", "error_description": "Token verification failed"},
+                {"WWW-Authenticate": challenge},
+            )
         keys = ("sub", "email_verified", "name", "preferred_username", "given_name", "family_name", "email")
         return json_reply(200, {k: claims[k] for k in keys if k in claims})
 
@@ -665,14 +775,23 @@ class Issuer:
         authenticated = self._authenticate_client(request, form)
         if isinstance(authenticated, Reply):
             return authenticated
-        verifier = StrictVerifier(self.keys.verification_keys(), issuer=self.issuer_url, audience=None,
-                                  require_typ=None)
+        verifier = StrictVerifier(
+            self.keys.verification_keys(), issuer=self.issuer_url, audience=None, require_typ=None
+        )
         try:
             claims = verifier.verify(form.get("token", ""), now=self.now())
         except TokenRejected:
             return json_reply(200, {"active": False})
-        return json_reply(200, {**claims, "client_id": claims.get("azp"), "username": claims.get("preferred_username"),
-                                "token_type": claims.get("typ", "Bearer"), "active": True})
+        return json_reply(
+            200,
+            {
+                **claims,
+                "client_id": claims.get("azp"),
+                "username": claims.get("preferred_username"),
+                "token_type": claims.get("typ", "Bearer"),
+                "active": True,
+            },
+        )
 
     # -- admin ------------------------------------------------------------------------------------
 
@@ -721,15 +840,22 @@ class Issuer:
                     self.faults.garbage(kind, "truncated" if garbage is True else str(garbage))
                 return json_reply(200, {"faults": self.faults.active()})
             if (path == "/admin/faults" and method == "DELETE") or (path == "/admin/faults/clear" and method == "POST"):
-                self.faults.clear(body.get("kind") or (request.query.get("kind") or [None])[0])
+                self.faults.clear(body.get("kind") or next(iter(request.query.get("kind", [])), None))
                 return json_reply(200, {"faults": self.faults.active()})
             if path == "/admin/clock" and method == "POST":
                 self.clock_offset = float(body.get("offset", 0))
                 return json_reply(200, {"clock_offset": self.clock_offset})
             if path == "/admin/fetches" and method == "GET":
-                return json_reply(200, {"fetches": {kind: self.fetches(kind) for kind in FETCH_KINDS},
-                                        "clients": [{"kind": f.kind, "ip": f.client_ip, "user_agent": f.user_agent}
-                                                    for f in self.fetch_log()[-200:]]})
+                return json_reply(
+                    200,
+                    {
+                        "fetches": {kind: self.fetches(kind) for kind in FETCH_KINDS},
+                        "clients": [
+                            {"kind": f.kind, "ip": f.client_ip, "user_agent": f.user_agent}
+                            for f in self.fetch_log()[-200:]
+                        ],
+                    },
+                )
             if path == "/admin/fetches/reset" and method == "POST":
                 self.reset_fetches()
                 return json_reply(200, {"fetches": {}})

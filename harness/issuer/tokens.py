@@ -193,18 +193,36 @@ class TokenFactory:
     ) -> str:
         """A signed access token: ``sign(claims(...))``."""
         if not self.issuer_url:
-            raise IssuerError("the token factory has no issuer URL", fix="start the Issuer (or set tokens.issuer_url) first")
-        return self.sign(self.claims(audience, roles, client_roles, user, expires_in,
-                                     overrides=overrides, **claim_overrides))
+            raise IssuerError(
+                "the token factory has no issuer URL", fix="start the Issuer (or set tokens.issuer_url) first"
+            )
+        return self.sign(
+            self.claims(audience, roles, client_roles, user, expires_in, overrides=overrides, **claim_overrides)
+        )
 
-    def id_token(self, client_id: str, *, user: User | int | str | None = None, access_token: str | None = None,
-                 nonce: str | None = None, session: str | None = None, **overrides: Any) -> str:
+    def id_token(
+        self,
+        client_id: str,
+        *,
+        user: User | int | str | None = None,
+        access_token: str | None = None,
+        nonce: str | None = None,
+        session: str | None = None,
+        **overrides: Any,
+    ) -> str:
         """An OIDC ID token for ``client_id`` (``typ: ID``, ``aud`` = ``azp`` = the client)."""
         who = self.user(user)
         now = self.now()
         claims: dict[str, Any] = {
-            "exp": now + self.lifetime, "iat": now, "auth_time": now, "jti": str(uuid.uuid4()),
-            "iss": self.issuer_url, "aud": client_id, "sub": who.sub, "typ": "ID", "azp": client_id,
+            "exp": now + self.lifetime,
+            "iat": now,
+            "auth_time": now,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer_url,
+            "aud": client_id,
+            "sub": who.sub,
+            "typ": "ID",
+            "azp": client_id,
         }
         if nonce:
             claims["nonce"] = nonce
@@ -221,16 +239,30 @@ class TokenFactory:
                 claims[name] = value
         return self.sign(claims)
 
-    def refresh_token(self, client_id: str, *, user: User | int | str | None = None, session: str | None = None,
-                      scope: str | None = None, **overrides: Any) -> str:
+    def refresh_token(
+        self,
+        client_id: str,
+        *,
+        user: User | int | str | None = None,
+        session: str | None = None,
+        scope: str | None = None,
+        **overrides: Any,
+    ) -> str:
         """A refresh token as Keycloak issues it: ``typ: Refresh``, ``aud`` = the issuer, HS512 with the
         realm's HMAC secret (so no backend can verify it with the JWKS)."""
         who = self.user(user)
         now = self.now()
         claims: dict[str, Any] = {
-            "exp": now + self.refresh_lifetime, "iat": now, "jti": str(uuid.uuid4()), "iss": self.issuer_url,
-            "aud": self.issuer_url, "sub": who.sub, "typ": "Refresh", "azp": client_id,
-            "sid": session or str(uuid.uuid4()), "scope": scope or self.scope,
+            "exp": now + self.refresh_lifetime,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            "iss": self.issuer_url,
+            "aud": self.issuer_url,
+            "sub": who.sub,
+            "typ": "Refresh",
+            "azp": client_id,
+            "sid": session or str(uuid.uuid4()),
+            "scope": scope or self.scope,
         }
         claims.update(overrides)
         return compact({"alg": "HS512", "typ": "JWT", "kid": self.hmac_kid}, claims, "HS512", self.hmac_secret)

@@ -54,8 +54,15 @@ def _ascii_slug(text: str) -> str:
 def service_account(client_id: str, realm: str = "makrx") -> User:
     """The service-account user Keycloak issues client_credentials tokens for."""
     sub = str(uuid.UUID(bytes=hashlib.sha256(f"{realm}/service-account/{client_id}".encode()).digest()[:16], version=4))
-    return User(sub=sub, preferred_username=f"service-account-{client_id}", email="", given_name="", family_name="",
-                roles=(), email_verified=False)
+    return User(
+        sub=sub,
+        preferred_username=f"service-account-{client_id}",
+        email="",
+        given_name="",
+        family_name="",
+        roles=(),
+        email_verified=False,
+    )
 
 
 _faker_lock = threading.Lock()
@@ -104,8 +111,9 @@ class UserDirectory:
             email = f"{username}@{fake.safe_domain_name()}"
             password = fake.password(length=14, special_chars=False)
             sub = str(uuid.UUID(int=fake.random.getrandbits(128), version=4))
-        user = User(sub=sub, preferred_username=username, email=email, given_name=given, family_name=family,
-                    password=password)
+        user = User(
+            sub=sub, preferred_username=username, email=email, given_name=given, family_name=family, password=password
+        )
         with self._lock:
             return self._made.setdefault(key, user)
 
@@ -114,15 +122,26 @@ class UserDirectory:
             self._configured[user.preferred_username] = user
         return user
 
-    def add_login(self, username: str, password: str, *, roles: Iterable[str] = ("user",),
-                  client_roles: Mapping[str, Iterable[str]] | None = None) -> User:
+    def add_login(
+        self,
+        username: str,
+        password: str,
+        *,
+        roles: Iterable[str] = ("user",),
+        client_roles: Mapping[str, Iterable[str]] | None = None,
+    ) -> User:
         """Register a user for the password grant; the profile is faker-made from the username."""
         base = self.get(f"login:{username}")
-        user = User(sub=base.sub, preferred_username=username,
-                    email=username if "@" in username else f"{username}@{base.email.split('@')[1]}",
-                    given_name=base.given_name, family_name=base.family_name, password=password,
-                    roles=tuple(roles),
-                    client_roles={k: tuple(v) for k, v in (client_roles or {}).items()})
+        user = User(
+            sub=base.sub,
+            preferred_username=username,
+            email=username if "@" in username else f"{username}@{base.email.split('@')[1]}",
+            given_name=base.given_name,
+            family_name=base.family_name,
+            password=password,
+            roles=tuple(roles),
+            client_roles={k: tuple(v) for k, v in (client_roles or {}).items()},
+        )
         return self.add(user)
 
     @property

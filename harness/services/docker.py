@@ -10,7 +10,7 @@ from .external import DATABASE_URL_OPTION, REDIS_URL_OPTION
 
 __all__ = ["DockerProvider"]
 
-_NOT_BUILT = "provider not built yet"
+_NOT_BUILT = "not built yet (a later release adds it)"
 
 
 class DockerProvider(Provider):

@@ -87,8 +87,10 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
         for kind in SERVICE_KINDS:
             why_not = provider.unavailable(kind)
             if why_not is not None:
-                raise ServiceError(f"--makrx-services={mode} cannot supply {_LABEL[kind]}: {why_not}",
-                                   fix=provider.fix(kind))
+                raise ServiceError(
+                    f"--makrx-services={mode}: the {mode} provider cannot supply {_LABEL[kind]}: {why_not}",
+                    fix=provider.fix(kind),
+                )
             plan[kind] = _Choice(kind, provider, "forced")
         return plan
     for kind in SERVICE_KINDS:

@@ -107,7 +107,8 @@ class TargetLauncher:
     def database_url(self) -> str:
         """One fresh database per target and run, shared by its instances (like one deployment)."""
         if self._database_url is None:
-            name = f"makrx_{re.sub(r'[^a-z0-9]', '_', self.spec.name.lower())}_{uuid.uuid4().hex[:8]}"
+            slug = re.sub(r"[^a-z0-9]", "_", self.spec.name.lower())[:40]  # Postgres names stop at 63
+            name = f"makrx_{slug}_{uuid.uuid4().hex[:8]}"
             self._database_url = self.services.postgres.create_database(name)
         return self._database_url
 
@@ -209,14 +210,16 @@ class TargetLauncher:
             raise self._start_error(target, str(exc)) from None
 
     def _start_error(self, target: RunningTarget, reason: str) -> TargetError:
-        log = target.log_tail(25)
+        full = target.log_tail(400)
+        log = "\n".join(full.splitlines()[-8:])
         cmd = shlex.join(self._argv(int(target.env["PORT"])))
-        if "address already in use" in log.lower():
+        if "address already in use" in full.lower():
             return TargetError(f"{self.spec.name} could not bind its port ({reason})",
                                fix="another program holds the port: stop it, or let the harness pick the port "
                                    "(use {port} in the per-target 'command')", details=log)
-        if "error loading asgi app" in log.lower() or "traceback" in log.lower():
-            return TargetError(f"{self.spec.name} failed to start: {_last_error_line(log)} ({reason})",
+        error = _last_error_line(full)
+        if error is not None:
+            return TargetError(f"{self.spec.name} failed to start: {error}",
                                fix=f"run the same command yourself to see it: cd {self.spec.import_root} && {cmd}",
                                details=log)
         if target.process and target.process.exit_code() is None:
@@ -232,9 +235,11 @@ class TargetLauncher:
         self._instances.clear()
 
 
-def _last_error_line(log: str) -> str:
+def _last_error_line(log: str) -> str | None:
+    """The exception line that ended a traceback (or uvicorn's own error line), if there is one."""
     for line in reversed(log.splitlines()):
         stripped = line.strip()
-        if re.match(r"^[A-Za-z_.]+(Error|Exception|Exit)\b", stripped) or stripped.startswith("ERROR"):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", stripped) \
+                or stripped.startswith("ERROR:"):
             return stripped[:300]
-    return "see the log below"
+    return None

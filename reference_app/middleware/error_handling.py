@@ -4,6 +4,7 @@ Every error body is `{"error": {"code", "message", "request_id"}}`; the request 
 response's `X-Request-ID` header. Details of what went wrong go to the logs, never to clients.
 """
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .request_id import get_request_id
@@ -33,11 +35,7 @@ ERROR_CODES = {
     503: "service_unavailable",
 }
 
-
-def error_body(status_code: int, message: str, request_id: str, **extra: Any) -> dict[str, Any]:
-    """The error object for `status_code`; `extra` adds fields such as `details`."""
-    code = ERROR_CODES.get(status_code, "http_error")
-    return {"error": {"code": code, "message": message, "request_id": request_id, **extra}}
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(
@@ -45,18 +43,39 @@ def error_response(
     status_code: int,
     message: str,
     *,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
+    headers: Mapping[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    """A JSON error response carrying this request's id."""
-    body = error_body(status_code, message, get_request_id(scope), **extra)
-    return JSONResponse(body, status_code=status_code, headers=headers)
+    """A JSON error response (schemas/errors.py) carrying this request's id."""
+    error: dict[str, Any] = {
+        "code": ERROR_CODES.get(status_code, "http_error"),
+        "message": message,
+        "request_id": get_request_id(scope),
+    }
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method served at this path; Starlette's 405 names only the first matching route's."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """HTTPException (routing 404/405, auth 401/403, ...) in the error shape, headers kept."""
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return error_response(request.scope, exc.status_code, message, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(request.scope, exc.status_code, message, headers=headers)
 
 
 async def validation_exception_handler(

@@ -1,4 +1,4 @@
-"""Fixed-window rate limiting per client: Redis-backed when REDIS_URL is set, in-memory otherwise."""
+"""Fixed-window rate limit per client, counted in Redis when REDIS_URL is set, else in memory."""
 
 import math
 import time
@@ -82,7 +82,9 @@ class FixedWindowLimiter:
             return None
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                count, _ = await pipe.incr(key).expire(key, self.window_seconds).execute()
+                pipe.incr(key)
+                pipe.expire(key, self.window_seconds)
+                count, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_AFTER_SECONDS
             log.warning("rate_limit_redis_unavailable", error=repr(exc))

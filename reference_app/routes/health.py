@@ -1,6 +1,9 @@
 """Liveness and readiness probes (no auth, never rate limited)."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
+from fastapi.routing import APIRoute
 
 from ..middleware.request_id import get_request_id
 from ..schemas.errors import ErrorDetail
@@ -25,7 +28,9 @@ async def live() -> Liveness:
     return Liveness()
 
 
-_NOT_READY = {503: {"model": Readiness, "description": "A dependency is unavailable"}}
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "A dependency is unavailable"}
+}
 
 
 @router.get("/health/readyz", responses=_NOT_READY, response_model_exclude_none=True)
@@ -33,7 +38,9 @@ _NOT_READY = {503: {"model": Readiness, "description": "A dependency is unavaila
 async def ready(request: Request, response: Response) -> Readiness:
     """Readiness: 200 when the database and Keycloak answer, else 503 naming what failed."""
     results = await check_readiness()
-    checks: dict[str, CheckState] = {name: "ok" if ok else "unavailable" for name, ok in results.items()}
+    checks: dict[str, CheckState] = {
+        name: "ok" if ok else "unavailable" for name, ok in results.items()
+    }
     if all(results.values()):
         return Readiness(status="ready", checks=checks)
     failed = ", ".join(name for name, ok in results.items() if not ok)
@@ -49,4 +56,4 @@ async def ready(request: Request, response: Response) -> Readiness:
     )
 
 
-HEALTH_PATHS = frozenset(route.path for route in router.routes)
+HEALTH_PATHS = frozenset(route.path for route in router.routes if isinstance(route, APIRoute))

@@ -14,11 +14,11 @@ REFETCH_COOLDOWN_SECONDS = 1.0  # unknown kids and failures refetch at most this
 MAX_TOKEN_LENGTH = 8192
 
 
-class InvalidToken(Exception):
+class InvalidTokenError(Exception):
     """The token is not an acceptable access token; the message is for logs only."""
 
 
-class KeycloakUnavailable(Exception):
+class KeycloakUnavailableError(Exception):
     """The signing keys could not be fetched or were unusable."""
 
 
@@ -42,26 +42,26 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or InvalidToken / KeycloakUnavailable."""
+        """The token's claims, or InvalidTokenError / KeycloakUnavailableError."""
         if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("token too long")
+            raise InvalidTokenError("token too long")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise InvalidToken(f"malformed token: {exc}") from None
+            raise InvalidTokenError(f"malformed token: {exc}") from None
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALLOWED_ALGORITHMS:  # rejects none, HS* (key confusion) and the rest
-            raise InvalidToken(f"algorithm not allowed: {alg!r}")
+            raise InvalidTokenError(f"algorithm not allowed: {alg!r}")
         if "crit" in header:  # no extensions are understood, so any critical one is fatal
-            raise InvalidToken("unsupported critical header")
+            raise InvalidTokenError("unsupported critical header")
         if kid is not None and not isinstance(kid, str):
-            raise InvalidToken("kid is not a string")
+            raise InvalidTokenError("kid is not a string")
 
         key = await self._signing_key(kid)
         if key is None:
-            raise InvalidToken("no matching signing key")
+            raise InvalidTokenError("no matching signing key")
         if key.algorithm_name != alg:
-            raise InvalidToken(f"algorithm {alg} does not match the key")
+            raise InvalidTokenError(f"algorithm {alg} does not match the key")
 
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -77,9 +77,9 @@ class TokenVerifier:
                 },
             )
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc)) from None
+            raise InvalidTokenError(str(exc)) from None
         if claims.get("typ") != "Bearer":  # Keycloak ID and refresh tokens are signed the same way
-            raise InvalidToken(f"not an access token: typ={claims.get('typ')!r}")
+            raise InvalidTokenError(f"not an access token: typ={claims.get('typ')!r}")
         return claims
 
     async def _signing_key(self, kid: str | None) -> jwt.PyJWK | None:
@@ -87,7 +87,7 @@ class TokenVerifier:
             now = time.monotonic()
             if now >= self._expires_at:
                 if now < self._refetch_after:  # the last fetch failed moments ago
-                    raise KeycloakUnavailable("JWKS fetch failed less than a cooldown ago")
+                    raise KeycloakUnavailableError("JWKS fetch failed less than a cooldown ago")
                 await self._refresh()
                 return _select_key(self._keys, kid)
             key = _select_key(self._keys, kid)
@@ -100,7 +100,7 @@ class TokenVerifier:
     async def _refresh(self) -> None:
         try:
             self._keys = await self._fetch()
-        except KeycloakUnavailable:
+        except KeycloakUnavailableError:
             self._refetch_after = time.monotonic() + REFETCH_COOLDOWN_SECONDS
             raise
         self._expires_at = time.monotonic() + self.jwks_ttl
@@ -112,7 +112,7 @@ class TokenVerifier:
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise KeycloakUnavailable(f"JWKS fetch failed: {exc!r}") from None
+            raise KeycloakUnavailableError(f"JWKS fetch failed: {exc!r}") from None
 
         raw_keys = document.get("keys") if isinstance(document, dict) else None
         keys = []
@@ -126,7 +126,7 @@ class TokenVerifier:
             if key.algorithm_name in ALLOWED_ALGORITHMS:
                 keys.append(key)
         if not keys:
-            raise KeycloakUnavailable("JWKS holds no usable signing key")
+            raise KeycloakUnavailableError("JWKS holds no usable signing key")
         return keys
 
 

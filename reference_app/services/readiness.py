@@ -5,6 +5,7 @@ import asyncio
 import httpx
 import structlog
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..core.config import settings
 from ..database import engine
@@ -25,7 +26,7 @@ async def database_ready() -> bool:
     try:
         # A thread stuck on a paused server is abandoned; the probe still answers in time.
         await asyncio.wait_for(asyncio.to_thread(_select_one), DATABASE_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure means "not ready"; the reason goes to the log only
+    except (SQLAlchemyError, TimeoutError) as exc:  # the reason goes to the log only
         log.warning("readiness_database_failed", error=repr(exc))
         return False
     return True

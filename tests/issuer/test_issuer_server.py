@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.errors import IssuerError
 from harness.issuer import Issuer
-from harness.issuer.users import User
+from harness.issuer.users import User, UserDirectory
 
 from .conftest import AUDIENCE
 
@@ -66,7 +66,7 @@ def test_jwks_entries_look_like_keycloaks(issuer: Issuer, http: httpx.Client) ->
         cert = x509.load_der_x509_certificate(der)
         assert cert.subject == cert.issuer  # self-signed, CN=<realm>
         assert jwk["x5t#S256"] == base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-        assert jwk["x5t"] == base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()  # noqa: S324
+        assert jwk["x5t"] == base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
         from_cert = cert.public_key().public_numbers()  # type: ignore[union-attr]
 
         def uint(value: str) -> int:
@@ -90,8 +90,15 @@ def test_es256_issuer_publishes_ec_keys(es_issuer: Issuer, http: httpx.Client) -
 
 def test_access_token_claim_shapes(issuer: Issuer) -> None:
     user = issuer.user(3)
-    token = issuer.mint(audience=["x-api", "account"], roles=("user",), client_roles={"x-api": ["admin"]}, user=user,
-                        expires_in=120, overrides={"allowed-origins": ["http://localhost:3000"]}, acr=None)
+    token = issuer.mint(
+        audience=["x-api", "account"],
+        roles=("user",),
+        client_roles={"x-api": ["admin"]},
+        user=user,
+        expires_in=120,
+        overrides={"allowed-origins": ["http://localhost:3000"]},
+        acr=None,
+    )
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert header == {"alg": "RS256", "typ": "JWT", "kid": issuer.keys.active.kid}
@@ -107,10 +114,11 @@ def test_access_token_claim_shapes(issuer: Issuer) -> None:
 
 
 def test_users_are_deterministic_by_seed() -> None:
-    a, b, c = Issuer(seed=0), Issuer(seed=0), Issuer(seed=5)
-    assert a.user(1) == b.user(1) and a.user("alice") == b.user("alice")
-    assert a.user(1) != a.user(2) and a.user(1) != c.user(1)
-    assert a.user(0).sub != a.user(1).sub
+    a, b, c = UserDirectory(0), UserDirectory(0), UserDirectory(5)
+    assert a.get(1) == b.get(1) and a.get("alice") == b.get("alice")
+    assert a.get(1) != a.get(2) and a.get(1) != c.get(1)
+    assert a.get(0).sub != a.get(1).sub
+    assert Issuer(seed=0).user(1) == a.get(1)
 
 
 def test_clock_offset_shifts_new_tokens(issuer: Issuer) -> None:
@@ -135,8 +143,15 @@ def test_token_endpoint_client_credentials(issuer: Issuer, http: httpx.Client) -
 
 
 def test_token_endpoint_password_grant_and_refresh(http: httpx.Client) -> None:
-    alice = User(sub="0b0b0b0b-0000-4000-8000-000000000001", preferred_username="alice", email="alice@example.org",
-                 given_name="Alice", family_name="Liddell", password="wonderland", roles=("admin",))
+    alice = User(
+        sub="0b0b0b0b-0000-4000-8000-000000000001",
+        preferred_username="alice",
+        email="alice@example.org",
+        given_name="Alice",
+        family_name="Liddell",
+        password="wonderland",
+        roles=("admin",),
+    )
     with Issuer(seed=0, clients={"frontend": None, "backend": "s3cret"}, users=[alice]).start() as issuer:
         ok = _token(http, issuer, grant_type="password", client_id="frontend", username="alice", password="wonderland")
         assert ok.status_code == 200, ok.text
@@ -145,26 +160,43 @@ def test_token_endpoint_password_grant_and_refresh(http: httpx.Client) -> None:
         id_claims = jwt.decode(ok.json()["id_token"], options={"verify_signature": False})
         assert id_claims["typ"] == "ID" and id_claims["aud"] == "frontend"
         faker_user = issuer.user(2)
-        by_email = _token(http, issuer, grant_type="password", client_id="frontend", username=faker_user.email,
-                          password=faker_user.password)
+        by_email = _token(
+            http,
+            issuer,
+            grant_type="password",
+            client_id="frontend",
+            username=faker_user.email,
+            password=faker_user.password,
+        )
         assert by_email.status_code == 200
-        refreshed = _token(http, issuer, grant_type="refresh_token", client_id="frontend",
-                           refresh_token=ok.json()["refresh_token"])
+        refreshed = _token(
+            http, issuer, grant_type="refresh_token", client_id="frontend", refresh_token=ok.json()["refresh_token"]
+        )
         assert refreshed.status_code == 200, refreshed.text
         assert jwt.decode(refreshed.json()["access_token"], options={"verify_signature": False})["sub"] == alice.sub
 
         def error(r: httpx.Response) -> tuple[int, str]:
             return r.status_code, r.json()["error"]
 
-        assert error(_token(http, issuer, grant_type="password", client_id="frontend", username="alice",
-                            password="nope")) == (401, "invalid_grant")
-        assert error(_token(http, issuer, grant_type="client_credentials", client_id="backend",
-                            client_secret="wrong")) == (401, "unauthorized_client")
-        assert error(_token(http, issuer, grant_type="client_credentials", client_id="nobody")) == (401, "invalid_client")
-        assert error(_token(http, issuer, grant_type="client_credentials", client_id="frontend")) == (401, "unauthorized_client")
+        assert error(
+            _token(http, issuer, grant_type="password", client_id="frontend", username="alice", password="nope")
+        ) == (401, "invalid_grant")
+        assert error(
+            _token(http, issuer, grant_type="client_credentials", client_id="backend", client_secret="wrong")
+        ) == (401, "unauthorized_client")
+        assert error(_token(http, issuer, grant_type="client_credentials", client_id="nobody")) == (
+            401,
+            "invalid_client",
+        )
+        assert error(_token(http, issuer, grant_type="client_credentials", client_id="frontend")) == (
+            401,
+            "unauthorized_client",
+        )
         assert error(_token(http, issuer, grant_type="magic", client_id="frontend")) == (400, "unsupported_grant_type")
-        assert error(_token(http, issuer, grant_type="refresh_token", client_id="frontend",
-                            refresh_token="x.y.z")) == (400, "invalid_grant")
+        assert error(_token(http, issuer, grant_type="refresh_token", client_id="frontend", refresh_token="x.y.z")) == (
+            400,
+            "invalid_grant",
+        )
         basic = http.post(issuer.token_url, data={"grant_type": "client_credentials"}, auth=("backend", "s3cret"))
         assert basic.status_code == 200
 
@@ -208,8 +240,9 @@ def test_cors_for_frontends(issuer: Issuer, http: httpx.Client) -> None:
 def test_concurrent_requests(issuer: Issuer) -> None:
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=0)  # a new connection per request
     with httpx.Client(timeout=5, limits=limits) as client, ThreadPoolExecutor(max_workers=32) as pool:
-        statuses = list(pool.map(lambda i: client.get(issuer.jwks_url if i % 2 else issuer.discovery_url).status_code,
-                                 range(128)))
+        statuses = list(
+            pool.map(lambda i: client.get(issuer.jwks_url if i % 2 else issuer.discovery_url).status_code, range(128))
+        )
     assert statuses == [200] * 128
     assert issuer.fetches("jwks") == 64 and issuer.fetches("discovery") == 64
 

