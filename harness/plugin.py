@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import tempfile
@@ -16,6 +17,9 @@ from .client import ContractClient
 from .config import MakrxConfig, add_options, resolve_config
 from .contract import AREAS, SHOULD, ContractViolation, contract_of
 from .errors import ConfigError, HarnessError
+from .issuer import Issuer
+from .issuer.catalogue import BadTokens
+from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
@@ -103,10 +107,20 @@ def makrx_target_spec(pytestconfig: pytest.Config) -> TargetSpec:
     return spec
 
 
+def _temp_root() -> str | None:
+    """MAKRX_TMPDIR, else /dev/shm when usable: a Postgres data dir is ~1,300 files, and creating
+    them on a busy disk can cost a second where tmpfs takes milliseconds."""
+    chosen = os.environ.get("MAKRX_TMPDIR")
+    if chosen:
+        return chosen
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 @pytest.fixture(scope="session")
 def makrx_workdir() -> Iterator[Path]:
     """This run's private temp dir (logs, data dirs); removed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="makrx-"))
+    path = Path(tempfile.mkdtemp(prefix="makrx-", dir=_temp_root()))
     path.chmod(0o755)  # servers run as an unprivileged user when pytest runs as root
     try:
         yield path
@@ -132,18 +146,31 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
 
 
 @pytest.fixture(scope="session")
-def makrx_issuer(makrx_config: MakrxConfig) -> Iterator[Any]:
-    """The fake Keycloak issuer (realm makrx) on a free loopback port."""
-    from .issuer import Issuer
-
+def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iterator[Issuer]:
+    """The fake Keycloak issuer (realm makrx) on a free loopback port; usable without a target."""
+    spec = pytestconfig.stash.get(_spec_key, None)
+    audience = {"default_audience": spec.client_id} if spec is not None else {}
     try:
-        issuer = Issuer(realm="makrx", seed=makrx_config.seed).start()
+        issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
+                        **audience).start()
     except HarnessError as exc:
         _fail_run(exc)
     try:
         yield issuer
     finally:
         issuer.stop()
+
+
+@pytest.fixture(scope="session")
+def make_token(makrx_issuer: Issuer) -> TokenMaker:
+    """Mint a valid access token (audience: the target's client id); keywords override claims."""
+    return TokenMaker(makrx_issuer, makrx_issuer.default_audience)
+
+
+@pytest.fixture(scope="session")
+def bad_token(makrx_issuer: Issuer) -> BadTokens:
+    """The bad-token catalogue for the target's audience: ``bad_token("alg_none")``, ``bad_token.cases``."""
+    return BadTokens(makrx_issuer, makrx_issuer.default_audience)
 
 
 @pytest.fixture(scope="session")
@@ -206,17 +233,6 @@ def makrx_client(makrx_target: RunningTarget, makrx_client_factory: Callable[...
     client = makrx_client_factory(makrx_target)
     request.node.stash[_client_key] = client
     return client
-
-
-@pytest.fixture(scope="session")
-def make_token(makrx_issuer: Any, makrx_target_spec: TargetSpec) -> Callable[..., str]:
-    """Mint a valid access token for the target's audience; keyword arguments override claims."""
-
-    def mint(**kwargs: Any) -> str:
-        kwargs.setdefault("audience", makrx_target_spec.client_id)
-        return str(makrx_issuer.mint(**kwargs))
-
-    return mint
 
 
 # ---------------------------------------------------------------- reporting

@@ -79,5 +79,6 @@ if settings.enable_metrics:
 
 
 if __name__ == "__main__":
-    # `python -m reference_app.main`: a local run on PORT; proxy headers are TRUST_PROXY's job.
-    uvicorn.run(app, host="127.0.0.1", port=settings.port, proxy_headers=False, access_log=False)
+    # `python -m reference_app.main`: a local run on PORT. Proxy headers are TRUST_PROXY's job,
+    # and logging is already configured (log_config=None keeps uvicorn from replacing it).
+    uvicorn.run(app, host="127.0.0.1", port=settings.port, proxy_headers=False, log_config=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -30,9 +31,11 @@ class SuiteResult:
 
 def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 300) -> SuiteResult:
     junit = workdir / "junit.xml"
-    argv = [sys.executable, "-m", "pytest", f"--makrx-target={target}", "--makrx-strict", "-p", "no:randomly",
+    argv = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout", f"--makrx-target={target}", "--makrx-strict",
             "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs", *extra]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    # Only our plugin: autoloading every installed pytest plugin costs seconds per run.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
     outcomes: dict[str, set[str]] = defaultdict(set)
     if junit.exists():
         for case in ET.parse(junit).getroot().iter("testcase"):

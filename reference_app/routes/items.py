@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from sqlalchemy.orm import Session
 
 from ..crud import item as item_crud
 from ..dependencies import CurrentUser, DbSession, require_roles
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/items", tags=["items"])
 ItemId = Annotated[int, Path(ge=1, le=MAX_ITEM_ID)]
 
 
-def _get_or_404(db: DbSession, item_id: int) -> Item:
+def _get_or_404(db: Session, item_id: int) -> Item:
     item = item_crud.get_item(db, item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Item not found")
