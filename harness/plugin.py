@@ -21,6 +21,7 @@ from .issuer import Issuer
 from .issuer.catalogue import BadTokens
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
+from .watchdog import start_watchdog
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
 
@@ -122,10 +123,13 @@ def makrx_workdir() -> Iterator[Path]:
     """This run's private temp dir (logs, data dirs); removed at the end."""
     path = Path(tempfile.mkdtemp(prefix="makrx-", dir=_temp_root()))
     path.chmod(0o755)  # servers run as an unprivileged user when pytest runs as root
+    watchdog = start_watchdog(path)
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        watchdog.terminate()
+        watchdog.wait(5)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,142 @@
+"""After a run — passed, failed, or interrupted with SIGINT/SIGTERM — nothing it started is left:
+no backend, postgres or redis-server process and no temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.suite_runner import REPO
+from tests.variants import load_variants
+
+
+@pytest.fixture
+def run_root() -> Iterator[Path]:
+    """A traversable dir (servers may run as `nobody`) that holds this run's MAKRX_TMPDIR."""
+    root = Path(tempfile.mkdtemp(prefix="cleanup-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def start(target: str | Path, root: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MAKRX_TMPDIR": str(root), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    # Output to a file, not a pipe: a failing run prints more than a pipe buffer holds.
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
+                             f"--makrx-target={target}", "-q", "-p", "no:cacheprovider"],
+                            cwd=REPO, env=env, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT)
+
+
+def output(proc: subprocess.Popen[bytes]) -> str:
+    assert proc.stdout is not None
+    proc.stdout.seek(0)
+    return proc.stdout.read().decode("utf-8", "replace")[-5000:]
+
+
+def descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until_backend_runs(root: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(root.glob("makrx-*/logs/*.log")):
+            found = descendants(proc)
+            for child in found:
+                child.info = {"pid": child.pid, "cmdline": " ".join(child.cmdline())}
+            return found
+        assert proc.poll() is None, output(proc)
+        time.sleep(0.1)
+    raise AssertionError("the backend never started")
+
+
+def assert_nothing_left(root: Path, started: list[psutil.Process]) -> None:
+    deadline = time.monotonic() + 5
+    alive = started
+    while time.monotonic() < deadline:
+        alive = [p for p in started if _running(p)]
+        if not alive and not list(root.iterdir()):
+            return
+        time.sleep(0.1)
+    assert not alive, [p.info for p in alive]
+    assert not list(root.iterdir()), list(root.iterdir())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_leaves_nothing(run_root: Path, sig: signal.Signals) -> None:
+    proc = start("reference", run_root)
+    try:
+        started = wait_until_backend_runs(run_root, proc)
+        assert any("uvicorn" in p.info["cmdline"] for p in started)
+        assert any("postgres" in p.info["cmdline"] for p in started)
+        proc.send_signal(sig)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert_nothing_left(run_root, started)
+
+
+def test_a_failing_run_leaves_nothing(run_root: Path, tmp_path: Path) -> None:
+    variant = next(v for v in load_variants() if v.violates == "CORS-LOCAL-DEFAULT")
+    proc = start(variant.build(tmp_path), run_root)
+    started: list[psutil.Process] = []
+    try:
+        started = wait_until_backend_runs(run_root, proc)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, output(proc)
+    assert_nothing_left(run_root, started)
+
+
+def test_a_passing_run_leaves_nothing(run_root: Path) -> None:
+    proc = start("reference", run_root)
+    try:
+        started = wait_until_backend_runs(run_root, proc)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output(proc)
+    assert_nothing_left(run_root, started)
+
+
+def test_a_killed_run_leaves_nothing_for_long(run_root: Path) -> None:
+    """SIGKILL runs no cleanup: servers die with their parent (PR_SET_PDEATHSIG) and the watchdog
+    removes the temp dir."""
+    proc = start("reference", run_root)
+    try:
+        started = wait_until_backend_runs(run_root, proc)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_nothing_left(run_root, started)
