@@ -99,30 +99,27 @@ def test_an_interrupted_run_leaves_nothing(run_root: Path, sig: signal.Signals) 
     assert_nothing_left(run_root, started)
 
 
-def test_a_failing_run_leaves_nothing(run_root: Path, tmp_path: Path) -> None:
-    variant = next(v for v in load_variants() if v.violates == "CORS-LOCAL-DEFAULT")
-    proc = start(variant.build(tmp_path), run_root)
-    started: list[psutil.Process] = []
+def run_to_end(target: str | Path, root: Path) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    proc = start(target, root)
     try:
-        started = wait_until_backend_runs(run_root, proc)
+        started = wait_until_backend_runs(root, proc)
         proc.wait(120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, started
+
+
+def test_a_failing_run_leaves_nothing(run_root: Path, tmp_path: Path) -> None:
+    variant = next(v for v in load_variants() if v.violates == "CORS-LOCAL-DEFAULT")
+    proc, started = run_to_end(variant.build(tmp_path), run_root)
     assert proc.returncode == 1, output(proc)
     assert_nothing_left(run_root, started)
 
 
 def test_a_passing_run_leaves_nothing(run_root: Path) -> None:
-    proc = start("reference", run_root)
-    try:
-        started = wait_until_backend_runs(run_root, proc)
-        proc.wait(120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, started = run_to_end("reference", run_root)
     assert proc.returncode == 0, output(proc)
     assert_nothing_left(run_root, started)
 
