@@ -43,7 +43,8 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
             pytest.skip("a URL target's database is not the harness's to stop")
         return database_outage(request.getfixturevalue("makrx_services").postgres)
 
-    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, make_token, outage,
+    mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
+    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, outage,
                     makrx_config.rate_budget)
 
 

@@ -34,7 +34,7 @@ class Provoker:
     """
 
     def __init__(self, client: ContractClient, new_client: Callable[[], ContractClient], doc: OpenAPIDoc | None,
-                 settings: TargetSettings, mint: Callable[..., str], outage: Callable[[], Any],
+                 settings: TargetSettings, mint: Callable[..., str] | None, outage: Callable[[], Any],
                  rate_budget: int) -> None:
         self.client = client
         self.new_client = new_client
@@ -50,6 +50,9 @@ class Provoker:
         return self.doc.operations
 
     def bearer(self, **claims: Any) -> dict[str, str]:
+        """A valid token's header; ``mint`` is None when the target does not trust the harness's issuer."""
+        if self.mint is None:
+            pytest.skip("needs a token the backend trusts: a URL target trusts its own Keycloak, not the harness's")
         return {"Authorization": f"Bearer {self.mint(**claims)}"}
 
     def ok(self) -> httpx.Response:
