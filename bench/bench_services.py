@@ -8,7 +8,10 @@ Measured per run, interleaved so machine noise hits every subject alike:
 - embedded Redis: spawn until PING answers;
 - pytest-postgresql's PostgreSQLExecutor (pg_ctl initdb + pg_ctl start -w, then a login), same binaries
   and the same fast settings;
-- pytest-redis's RedisExecutor (spawn until the port answers, then PING), same binary.
+- pytest-redis's RedisExecutor (spawn until the port answers, then PING), same binary;
+- docker Postgres / docker Redis (when a Docker engine answers and the images are present): the
+  docker provider's DockerPostgres / DockerRedis, `docker create` + `start` until a login / PING works
+  through the pinned port (images: --postgres-image, --redis-image; defaults postgres:16, redis:7).
 Under root the baselines run in a forked child as the same unprivileged user as the embedded servers
 (Postgres refuses root), with the binaries from the same cache replica. Everything lives in a temp dir
 under --base-dir (default: the system temp dir), and the templates in a private dir of the real cache
@@ -51,6 +54,8 @@ try:
 except ImportError:  # older layout
     from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 from pytest_redis.executor import RedisExecutor  # noqa: E402
+
+from harness.services import docker as docker_provider  # noqa: E402
 
 _ = psutil  # mirakuru uses it when stopping
 
@@ -131,6 +136,9 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="cache root for the private bench cache (default: the harness's cache dir)")
     parser.add_argument("--no-baselines", action="store_true", help="skip pytest-postgresql and pytest-redis")
+    parser.add_argument("--no-docker", action="store_true", help="skip the docker provider")
+    parser.add_argument("--postgres-image", default=docker_provider.DEFAULT_IMAGES["postgres"])
+    parser.add_argument("--redis-image", default=docker_provider.DEFAULT_IMAGES["redis"])
     args = parser.parse_args()
 
     parser_cache = args.cache_dir
@@ -140,6 +148,10 @@ def main() -> int:
     cache.chmod(0o755)
     who = run_as()
     times: dict[str, list[float]] = {}
+    docker_why_not = "--no-docker" if args.no_docker else docker_provider.engine_problem()
+    if docker_why_not is None:
+        missing = [i for i in (args.postgres_image, args.redis_image) if not docker_provider._image_present(i)]
+        docker_why_not = f"image(s) {', '.join(missing)} not present" if missing else None
 
     def record(name: str, seconds: float) -> None:
         times.setdefault(name, []).append(seconds)
@@ -152,6 +164,8 @@ def main() -> int:
         assert isinstance(pg_bins, _Binaries) and isinstance(redis_bins, _Binaries)
         pg_ctl = pg_bins.runnable_by(who, cache).parent / "pg_ctl"
         redis_server = redis_bins.runnable_by(who, cache)
+        if docker_why_not is None:  # the once-per-process reaper and leftover sweep, outside the timings
+            docker_provider.DockerRedis(image=args.redis_image).close()
 
         for run in range(args.runs):
             run_dir = base / f"run{run}"
@@ -176,6 +190,16 @@ def main() -> int:
             record("embedded Redis", time.monotonic() - started)
             rd.close()
 
+            if docker_why_not is None:
+                started = time.monotonic()
+                dpg = docker_provider.DockerPostgres(image=args.postgres_image)
+                record(f"docker Postgres ({args.postgres_image})", time.monotonic() - started)
+                dpg.close()
+                started = time.monotonic()
+                drd = docker_provider.DockerRedis(image=args.redis_image)
+                record(f"docker Redis ({args.redis_image})", time.monotonic() - started)
+                drd.close()
+
             if not args.no_baselines:
                 ppg = _own_dir(run_dir / "ppg", who)
                 record("pytest-postgresql PostgreSQLExecutor",
@@ -193,7 +217,7 @@ def main() -> int:
     print(f"start-to-ready, median of {args.runs} runs (min-max), workdir under {base.parent}, "
           f"cache under {cache.parent}, "
           f"servers run as {who.name if who else 'the current user'}; Postgres {pg_bins.version}, "
-          f"Redis {redis_bins.version}")
+          f"Redis {redis_bins.version}" + ("" if docker_why_not is None else f"; docker skipped: {docker_why_not}"))
     for name, values in times.items():
         print(f"  {name:<42} {medians[name] * 1000:7.0f} ms  ({min(values) * 1000:.0f}-{max(values) * 1000:.0f})")
     baseline_pg = medians.get("pytest-postgresql PostgreSQLExecutor")
@@ -203,6 +227,11 @@ def main() -> int:
         for name in ("embedded Postgres, cold (no template)", "embedded Postgres, warm (template)"):
             print(f"  pytest-postgresql / {name:<38} {baseline_pg / medians[name]:5.2f}x")
         print(f"  pytest-redis / {'embedded Redis':<43} {baseline_redis / medians['embedded Redis']:5.2f}x")
+        for name in medians:
+            if name.startswith("docker Postgres"):
+                print(f"  pytest-postgresql / {name:<38} {baseline_pg / medians[name]:5.2f}x")
+            elif name.startswith("docker Redis"):
+                print(f"  pytest-redis / {name:<43} {baseline_redis / medians[name]:5.2f}x")
     return 0
 
 

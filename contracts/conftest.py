@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from harness.client import ContractClient
-from harness.openapi import OpenAPIDoc, fetch_openapi
+from harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from harness.ports import SourceAddresses
 from harness.provoke import Provoker, database_outage
 from harness.target.launcher import RunningTarget
@@ -48,6 +48,10 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
                     makrx_config.rate_budget)
 
 
+# The contract that fails when a provoked situation answers with the wrong status.
+_STATUS_OWNERS = {"401": "AUTH-NO-TOKEN", "403": "AUTH-ROLE-FORBIDDEN"}
+
+
 def _is_kind(kind: str, status: int) -> bool:
     if kind == "5xx":
         return status >= 500
@@ -61,7 +65,8 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
     """The response of each kind, provoked once per session and shared by the contracts that read it.
 
     A contract about, say, the body of a 403 cannot judge a 401 given instead: it is skipped naming
-    the precondition, and ERR-STATUS (which reads the status) fails, so the gate stays red.
+    the precondition, and the contract that owns the status fails (ERR-STATUS; AUTH-NO-TOKEN for the
+    401, AUTH-ROLE-FORBIDDEN for the 403), so the gate stays red.
     """
     cache: dict[str, httpx.Response | BaseException] = {}
 
@@ -75,7 +80,21 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
         if isinstance(found, BaseException):
             raise found
         if not _is_kind(kind, found.status_code) and not check_status:
-            pytest.skip(f"precondition: the {kind} situation answered {found.status_code} (see ERR-STATUS)")
+            owner = _STATUS_OWNERS.get(kind, "ERR-STATUS")
+            pytest.skip(f"precondition: the {kind} situation answered {found.status_code} (see {owner})")
         return found
 
     return get
+
+
+@pytest.fixture(scope="session")
+def protected_operation(openapi: OpenAPIDoc | None) -> Operation:
+    """An operation that needs a bearer token (an OpenAPI security requirement): a GET without path
+    parameters when there is one, so a valid token gets a plain 2xx."""
+    if openapi is None:
+        pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
+    secured = [op for op in openapi.operations if op.secured]
+    if not secured:
+        pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
+                    "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
+    return min(secured, key=lambda op: (op.method != "GET", "{" in op.path, op.has_body, op.path))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from harness.client import ContractClient
-from harness.contract import MUST, expect, expect_eventually
+from harness.contract import MUST, SHOULD, expect, expect_eventually
 from harness.errorshape import leaks_in
 from harness.provoke import database_outage
 
@@ -123,3 +125,78 @@ def test_readiness_follows_keycloak(makrx_client: ContractClient, makrx_launcher
         makrx_issuer.come_up()
     expect_eventually(_get(makrx_client, path), _is(200), timeout=15, expected="200 again, without a restart",
                       title=f"readiness {path} must recover after Keycloak returns")
+
+
+@contextmanager
+def _redis_outage(makrx_services) -> Iterator[None]:
+    """Stop the harness's Redis for the block; always start it again."""
+    redis = makrx_services.redis
+    if not getattr(redis, "owns_process", False):
+        pytest.skip("Redis is external (not started by the harness), so it cannot be stopped")
+    redis.stop()
+    try:
+        yield
+    finally:
+        redis.start()
+
+
+# Failing readiness checks a body may name to declare Redis a readiness dependency of its own.
+_REDIS_CHECK = re.compile(r"redis|cache", re.I)
+
+
+def _declares_redis(response: httpx.Response) -> bool:
+    """True when a 503 readiness body names a failed Redis check (``{"checks": {"redis": "..."}}`` or similar)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    checks = body.get("checks") if isinstance(body, dict) else None
+    if isinstance(checks, dict):
+        return any(_REDIS_CHECK.search(str(name)) for name, state in checks.items()
+                   if str(state).lower() not in ("ok", "up", "pass", "true", "healthy"))
+    return bool(_REDIS_CHECK.search(response.text))
+
+
+def _answering(client: ContractClient, paths: tuple[str, ...]) -> list[str]:
+    """The probes that answer 200 with everything up; the others are HEALTH-ENDPOINTS/-LIVE/-READY's business."""
+    found = [path for path in paths if client.get(path, timeout=5.0).status_code == 200]
+    if not found:
+        pytest.skip(f"precondition: none of {', '.join(paths)} answers 200 with Redis up (see HEALTH-LIVE, "
+                    "HEALTH-READY)")
+    return found
+
+
+@pytest.mark.contract("HEALTH-LIVE-REDIS-DOWN", level=MUST)
+def test_liveness_survives_a_redis_outage(makrx_client: ContractClient, makrx_launcher, makrx_services) -> None:
+    """With Redis stopped every liveness endpoint still answers 200: Redis is optional (rate limits fall
+    back to memory), and a liveness failure would get healthy processes restarted.
+
+    CONVENTIONS, Readiness ("treat /health as liveness") and Rate Limiting ("in-memory fallback").
+    """
+    paths = _answering(makrx_client, LIVENESS)
+    with _redis_outage(makrx_services):
+        for path in paths:
+            response = makrx_client.get(path, timeout=5.0)
+            expect(response.status_code == 200, f"liveness {path} failed while Redis was down",
+                   received=str(response.status_code), expected="200 (Redis is not a liveness dependency)",
+                   response=response)
+
+
+@pytest.mark.contract("HEALTH-READY-REDIS-DOWN", level=SHOULD)
+def test_readiness_survives_a_redis_outage(makrx_client: ContractClient, makrx_launcher, makrx_services) -> None:
+    """With Redis stopped readiness stays 200 — the conventions' readiness checks are the database and
+    Keycloak, and the limiter falls back to memory — unless the backend declares Redis a readiness
+    dependency: a 503 whose body names the failed Redis check is accepted. Never a 5xx other than 503.
+
+    CONVENTIONS, Readiness ("with DB and Keycloak checks") and Rate Limiting ("in-memory fallback").
+    """
+    paths = _answering(makrx_client, READINESS)
+    with _redis_outage(makrx_services):
+        for path in paths:
+            response = makrx_client.get(path, timeout=5.0)
+            declared = response.status_code == 503 and _declares_redis(response)
+            expect(response.status_code == 200 or declared, f"readiness {path} failed while Redis was down",
+                   received=f"{response.status_code}" + ("" if response.status_code != 503 else
+                                                         " without naming a Redis check"),
+                   expected="200, or 503 naming the failed Redis check (a declared readiness dependency)",
+                   response=response)

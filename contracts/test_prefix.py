@@ -29,8 +29,8 @@ def test_the_openapi_document_is_reachable(makrx_client: ContractClient) -> None
 
     CONVENTIONS, API Prefix (routes are discoverable); SPEC §5 PREFIX.
     """
-    expect(fetch_openapi(makrx_client) is not None, "no OpenAPI document", received="no JSON document at " + ", ".join(OPENAPI_PATHS),
-           expected="an OpenAPI document (FastAPI serves /openapi.json by default)",
+    expect(fetch_openapi(makrx_client) is not None, "no OpenAPI document",
+           received="no JSON document at " + ", ".join(OPENAPI_PATHS), expected="an OpenAPI document (FastAPI serves /openapi.json by default)",
            response=makrx_client.exchanges or None)
 
 

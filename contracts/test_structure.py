@@ -6,7 +6,6 @@ import ast
 import configparser
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -147,9 +146,9 @@ def test_alembic_upgrade_head_succeeds(backend_dir: Path, makrx_launcher: Target
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
     url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
     env = makrx_launcher.base_env(0) | {"DATABASE_URL": url}
-    argv = [sys.executable, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
+    argv = [makrx_launcher.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
     try:
-        done = subprocess.run(argv, cwd=makrx_launcher.spec.import_root, env=env, capture_output=True, text=True,
+        done = subprocess.run(argv, cwd=makrx_launcher.cwd, env=env, capture_output=True, text=True,
                               timeout=120)
     except subprocess.TimeoutExpired:
         raise violation("alembic upgrade head hung", received="no exit after 120 s", expected="exit 0") from None

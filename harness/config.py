@@ -22,7 +22,7 @@ class Option:
 
     name: str
     help: str
-    kind: str = "string"  # string | bool | float | int | paths
+    kind: str = "string"  # string | list | bool | float | int
     default: Any = None
     env: str | None = None
     choices: tuple[str, ...] | None = None
@@ -37,8 +37,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("target", "backend to check: a backend directory, 'reference', or an http(s):// URL.",
-           env="MAKRX_TARGET"),
+    Option("target", "backend to check: a backend directory, 'reference', or an http(s):// URL; repeat it "
+           "(or use a glob) for a matrix.", kind="list", env="MAKRX_TARGET"),
     Option("config", "per-target settings file (TOML) instead of the target's own pyproject/makrx-contract.toml."),
     Option("strict", "treat SHOULD-level contract failures as failures, not warnings.", kind="bool", default=False),
     Option("services", "where Redis and Postgres come from: auto, external, docker or embedded.",
@@ -46,9 +46,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("redis_url", "use this running Redis (redis://...) instead of starting one.", env="MAKRX_REDIS_URL"),
     Option("database_url", "use this running Postgres (postgresql://...) instead of starting one.",
            env="MAKRX_DATABASE_URL"),
+    Option("redis_image", "image of the docker provider's Redis (official redis contract).", default="redis:7",
+           env="MAKRX_REDIS_IMAGE"),
+    Option("postgres_image", "image of the docker provider's Postgres (official postgres contract: "
+           "POSTGRES_USER/PASSWORD/DB).", default="postgres:16", env="MAKRX_POSTGRES_IMAGE"),
     Option("ready_timeout", "seconds to wait for the backend to answer after start.", kind="float", default=30.0),
     Option("rate_budget", "most requests a rate-limit test may send to reach the limit.", kind="int", default=600),
     Option("seed", "seed for generated users, tokens and addresses (reproducible runs).", kind="int", default=None),
+    Option("fuzz_examples", "examples per operation for the OpenAPI fuzz contracts (deselect: -m 'not fuzz').",
+           kind="int", default=10),
+    Option("python", "interpreter that runs path targets (e.g. the backend's venv/bin/python).", env="MAKRX_PYTHON"),
+    Option("report", "write the conformance scorecard to FILE.md and FILE.json.", env="MAKRX_REPORT"),
 )
 
 
@@ -56,15 +64,20 @@ OPTIONS: tuple[Option, ...] = (
 class MakrxConfig:
     """The resolved settings of one pytest run."""
 
-    target: str | None = None
+    target: tuple[str, ...] = ()
     config: Path | None = None
     strict: bool = False
     services: str = "auto"
     redis_url: str | None = None
     database_url: str | None = None
+    redis_image: str = "redis:7"
+    postgres_image: str = "postgres:16"
     ready_timeout: float = 30.0
     rate_budget: int = 600
     seed: int | None = None
+    fuzz_examples: int = 10
+    python: str | None = None
+    report: Path | None = None
     rootdir: Path = field(default_factory=Path.cwd)
 
 
@@ -76,6 +89,11 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.ini, help=opt.help)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
             continue
+        if opt.kind == "list":
+            group.addoption(opt.flag, action="append", default=None, dest=opt.ini, metavar=opt.name.upper(),
+                            help=opt.help + (f" Env: {opt.env}." if opt.env else ""))
+            parser.addini(opt.ini, opt.help, type="args", default=[])
+            continue
         extra = f" Default: {opt.default}." if opt.default is not None else ""
         env = f" Env: {opt.env}." if opt.env else ""
         group.addoption(opt.flag, action="store", default=None, dest=opt.ini, metavar=opt.name.upper(),
@@ -84,6 +102,9 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def _convert(opt: Option, raw: Any) -> Any:
+    if opt.kind == "list":
+        items = raw.split(",") if isinstance(raw, str) else list(raw or [])
+        return tuple(item.strip() for item in items if item and item.strip())
     if raw is None or raw == "":
         return opt.default
     try:
@@ -112,7 +133,7 @@ def resolve_config(config: pytest.Config) -> MakrxConfig:
             raw = config.getini(opt.ini)
             if opt.kind == "bool" and raw == opt.default:
                 raw = None
-        if (raw is None or raw == "") and opt.env:
+        if (raw is None or raw == "" or raw == []) and opt.env:
             raw = os.environ.get(opt.env)
         values[opt.name] = _convert(opt, raw)
     if values["config"] is not None:
@@ -121,4 +142,6 @@ def resolve_config(config: pytest.Config) -> MakrxConfig:
             raise ConfigError(f"--makrx-config file {path} does not exist",
                               fix="pass the path of a TOML file with the per-target settings")
         values["config"] = path.resolve()
+    if values["report"] is not None:
+        values["report"] = Path(values["report"]).expanduser()
     return MakrxConfig(rootdir=Path(str(config.rootpath)), **values)

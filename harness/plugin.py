@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import os
 import shutil
 import signal
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from . import __version__
 from .client import ContractClient
 from .config import MakrxConfig, add_options, resolve_config
 from .contract import AREAS, SHOULD, ContractViolation, contract_of
@@ -21,19 +24,26 @@ from .issuer import Issuer
 from .issuer.catalogue import BadTokens
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
-from .watchdog import start_watchdog
+from .report import WAIVED, WARNED, Scorecard
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
+from .target.settings import Waiver
+from .watchdog import start_watchdog
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 _config_key = pytest.StashKey[MakrxConfig]()
-_spec_key = pytest.StashKey[TargetSpec | None]()
-_target_key = pytest.StashKey[RunningTarget]()
-_client_key = pytest.StashKey[ContractClient]()
+_specs_key = pytest.StashKey[list[TargetSpec]]()
+_targets_key = pytest.StashKey[dict[str, RunningTarget]]()
+_boot_errors_key = pytest.StashKey[dict[str, str]]()
+_scorecard_key = pytest.StashKey[Scorecard]()
 
 
 class MakrxShouldWarning(UserWarning):
     """A SHOULD-level contract failed; reported, but fails the run only under --makrx-strict."""
+
+
+class MakrxWaivedWarning(UserWarning):
+    """A contract failed under a waiver of the target's settings; reported, not failed."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,15 +56,70 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: contracts of the {title} area.")
     try:
         makrx = resolve_config(config)
-        spec = resolve_target(makrx.target, makrx.config) if makrx.target else None
+        specs = [resolve_target(raw, makrx.config) for raw in _expand(makrx.target)]
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    specs = _labelled(specs)
     config.stash[_config_key] = makrx
-    config.stash[_spec_key] = spec
-    if spec is not None and config.args_source != pytest.Config.ArgsSource.ARGS:
+    config.stash[_specs_key] = specs
+    config.stash[_targets_key] = {}
+    config.stash[_boot_errors_key] = {}
+    if specs and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --makrx-target=x` alone runs the bundled contract suite.
         config.args[:] = [str(CONTRACTS_DIR)]
+    if specs and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
+        scorecard = Scorecard(meta={"targets": ", ".join(s.raw for s in specs), "harness": __version__,
+                                    "strict": str(makrx.strict).lower(), "services": makrx.services})
+        config.stash[_scorecard_key] = scorecard
+        config.pluginmanager.register(scorecard, "makrx-scorecard")
     _install_sigterm_handler(config)
+
+
+def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
+    """Targets that share a directory name are labelled with their parent too (`a/app`, `b/app`)."""
+    names = [spec.name for spec in specs]
+    return [dataclasses.replace(spec, label=f"{spec.path.parent.name}/{spec.name}")
+            if names.count(spec.name) > 1 and spec.path is not None else spec for spec in specs]
+
+
+def _expand(raw_targets: tuple[str, ...]) -> list[str]:
+    """Globs (`backends/*`) become the directories they match, in order; the rest stay as given."""
+    expanded: list[str] = []
+    for raw in raw_targets:
+        if any(ch in raw for ch in "*?[") and not raw.startswith(("http://", "https://")):
+            matches = sorted(p for p in glob.glob(raw) if Path(p).is_dir())
+            if not matches:
+                raise ConfigError(f"--makrx-target={raw} matches no directory", fix="check the glob")
+            expanded += matches
+        else:
+            expanded.append(raw)
+    return expanded
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Several targets: every contract runs once per target (one session-scoped backend each)."""
+    specs = metafunc.config.stash.get(_specs_key, [])
+    if len(specs) > 1 and "makrx_target_spec" in metafunc.fixturenames:
+        metafunc.parametrize("makrx_target_spec", specs, indirect=True, scope="session",
+                             ids=[spec.display for spec in specs])
+
+
+def _spec_of(item: pytest.Item) -> TargetSpec | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "makrx_target_spec" in callspec.params:
+        return callspec.params["makrx_target_spec"]
+    specs = item.config.stash.get(_specs_key, [])
+    return specs[0] if specs else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        info = contract_of(item)
+        spec = _spec_of(item)
+        if info is None:
+            continue
+        item.user_properties += [("contract_id", info.id), ("contract_level", info.level.value),
+                                 ("contract_area", info.area), ("makrx_target", spec.display if spec else "")]
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
@@ -72,11 +137,8 @@ def _install_sigterm_handler(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    spec = config.stash.get(_spec_key, None)
-    if spec is None:
-        return []
-    where = spec.url or f"{spec.path} (app {spec.app})"
-    return [f"makrx target: {where}"]
+    return [f"makrx target: {spec.url or f'{spec.path} (app {spec.app})'}"
+            for spec in config.stash.get(_specs_key, [])]
 
 
 def _fail_run(exc: HarnessError) -> None:
@@ -100,12 +162,12 @@ def makrx_config(pytestconfig: pytest.Config) -> MakrxConfig:
 
 
 @pytest.fixture(scope="session")
-def makrx_target_spec(pytestconfig: pytest.Config) -> TargetSpec:
-    """The target named by --makrx-target (skips when none was given)."""
-    spec = pytestconfig.stash.get(_spec_key, None)
-    if spec is None:
+def makrx_target_spec(request: pytest.FixtureRequest) -> TargetSpec:
+    """The target named by --makrx-target (one per parametrised session when there are several)."""
+    specs = request.config.stash.get(_specs_key, [])
+    if not specs:
         pytest.skip("no target: pass --makrx-target=<backend dir>|reference|<url>")
-    return spec
+    return getattr(request, "param", specs[0])
 
 
 def _temp_root() -> str | None:
@@ -139,7 +201,9 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
 
     try:
         services = provide_services(makrx_config.services, redis_url=makrx_config.redis_url,
-                                    database_url=makrx_config.database_url, workdir=makrx_workdir / "services")
+                                    database_url=makrx_config.database_url, workdir=makrx_workdir / "services",
+                                    redis_image=makrx_config.redis_image,
+                                    postgres_image=makrx_config.postgres_image)
     except HarnessError as exc:
         _fail_run(exc)
     _say(pytestconfig, f"makrx services: {services.provider} ({services.reason})")
@@ -152,8 +216,8 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
 @pytest.fixture(scope="session")
 def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iterator[Issuer]:
     """The fake Keycloak issuer (realm makrx) on a free loopback port; usable without a target."""
-    spec = pytestconfig.stash.get(_spec_key, None)
-    audience = {"default_audience": spec.client_id} if spec is not None else {}
+    specs = pytestconfig.stash.get(_specs_key, [])
+    audience = {"default_audience": specs[0].client_id} if specs else {}
     try:
         issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
                         **audience).start()
@@ -167,14 +231,14 @@ def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iter
 
 @pytest.fixture(scope="session")
 def make_token(makrx_issuer: Issuer) -> TokenMaker:
-    """Mint a valid access token (audience: the target's client id); keywords override claims."""
-    return TokenMaker(makrx_issuer, makrx_issuer.default_audience)
+    """Mint a valid access token (audience: the current target's client id); keywords override claims."""
+    return TokenMaker(makrx_issuer)
 
 
 @pytest.fixture(scope="session")
 def bad_token(makrx_issuer: Issuer) -> BadTokens:
-    """The bad-token catalogue for the target's audience: ``bad_token("alg_none")``, ``bad_token.cases``."""
-    return BadTokens(makrx_issuer, makrx_issuer.default_audience)
+    """The bad-token catalogue for the current target: ``bad_token("alg_none")``, ``bad_token.cases``."""
+    return BadTokens(makrx_issuer)
 
 
 @pytest.fixture(scope="session")
@@ -185,8 +249,11 @@ def makrx_launcher(makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, mak
         pytest.skip(f"needs to start or reconfigure the backend; {makrx_target_spec.url} is a running URL target")
     services = request.getfixturevalue("makrx_services")
     issuer = request.getfixturevalue("makrx_issuer")
-    launcher = TargetLauncher(makrx_target_spec, services=services, issuer=issuer, workdir=makrx_workdir,
-                              ready_timeout=makrx_config.ready_timeout)
+    try:
+        launcher = TargetLauncher(makrx_target_spec, services=services, issuer=issuer, workdir=makrx_workdir,
+                                  ready_timeout=makrx_config.ready_timeout, python=makrx_config.python)
+    except HarnessError as exc:
+        _boot_failed(request, makrx_target_spec, exc)
     try:
         yield launcher
     finally:
@@ -196,15 +263,29 @@ def makrx_launcher(makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, mak
 @pytest.fixture(scope="session")
 def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) -> RunningTarget:
     """The backend under test, started once per session (or the URL target as it is)."""
-    if makrx_target_spec.is_url:
-        return RunningTarget(spec=makrx_target_spec, base_url=str(makrx_target_spec.url))
+    spec = makrx_target_spec
+    booted = request.config.stash[_boot_errors_key]
+    if spec.display in booted:
+        pytest.fail(f"{spec.display} could not boot (see the first error of this target)", pytrace=False)
+    if spec.is_url:
+        return RunningTarget(spec=spec, base_url=str(spec.url))
+    issuer = request.getfixturevalue("makrx_issuer")
+    issuer.tokens.default_audience = spec.client_id  # make_token follows the target being checked
     launcher: TargetLauncher = request.getfixturevalue("makrx_launcher")
     try:
-        target = launcher.launch(name=makrx_target_spec.name)
+        target = launcher.launch(name=spec.display.replace("/", "_"))
     except HarnessError as exc:
-        _fail_run(exc)
-    request.config.stash[_target_key] = target
+        _boot_failed(request, spec, exc)
+    request.config.stash[_targets_key][spec.display] = target
     return target
+
+
+def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessError) -> None:
+    """One target that cannot boot: one message. Alone it ends the run; in a matrix, its tests error."""
+    request.config.stash[_boot_errors_key][spec.display] = exc.message
+    if len(request.config.stash[_specs_key]) == 1:
+        _fail_run(exc)
+    pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -231,43 +312,97 @@ def makrx_client_factory(makrx_source_addresses: SourceAddresses, request: pytes
 
 
 @pytest.fixture
-def makrx_client(makrx_target: RunningTarget, makrx_client_factory: Callable[..., ContractClient],
-                 request: pytest.FixtureRequest) -> ContractClient:
+def makrx_client(makrx_target: RunningTarget, makrx_client_factory: Callable[..., ContractClient]) -> ContractClient:
     """An HTTP client for the target; its exchanges appear in the test's failure report."""
-    client = makrx_client_factory(makrx_target)
-    request.node.stash[_client_key] = client
-    return client
+    return makrx_client_factory(makrx_target)
 
 
 # ---------------------------------------------------------------- reporting
 
 
+def _waiver_for(item: pytest.Item, contract: str) -> Waiver | None:
+    spec = _spec_of(item)
+    return next((w for w in spec.settings.waivers if w.contract == contract), None) if spec else None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A failed SHOULD contract becomes a MakrxShouldWarning unless --makrx-strict."""
+    """A failure under a valid waiver, or of a SHOULD contract without --makrx-strict, becomes a warning."""
     try:
         return (yield)
     except AssertionError as exc:
         info = contract_of(item)
-        if info is None or info.level is not SHOULD or item.config.stash[_config_key].strict:
+        if info is None:
             raise
-        title = exc.title if isinstance(exc, ContractViolation) else str(exc).splitlines()[0]
-        warnings.warn(MakrxShouldWarning(f"{info.id} [SHOULD] {title}"), stacklevel=1)
-        return None
+        title = exc.title if isinstance(exc, ContractViolation) else (str(exc).splitlines() or [""])[0]
+        waiver = _waiver_for(item, info.id)
+        if waiver is not None and not waiver.expired():
+            item.user_properties += [("makrx_outcome", WAIVED),
+                                     ("makrx_reason", f"{title} (waived until {waiver.expires}: {waiver.reason})")]
+            warnings.warn(MakrxWaivedWarning(f"{info.id} waived until {waiver.expires}: {title}"), stacklevel=1)
+            return None
+        if info.level is SHOULD and not item.config.stash[_config_key].strict:
+            item.user_properties += [("makrx_outcome", WARNED), ("makrx_reason", title)]
+            warnings.warn(MakrxShouldWarning(f"{info.id} [SHOULD] {title}"), stacklevel=1)
+            return None
+        if waiver is not None:
+            exc.args = (f"{exc.args[0] if exc.args else ''}\n\n(waiver expired on {waiver.expires}: "
+                        f"{waiver.reason})",)
+        raise
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     report: pytest.TestReport = yield
-    info = contract_of(item)
-    if info is not None:
-        report.user_properties.append(("contract_id", info.id))
-        report.user_properties.append(("contract_level", info.level.value))
+    spec = _spec_of(item)
+    boot_error = item.config.stash[_boot_errors_key].get(spec.display) if spec else None
+    if boot_error is not None and report.failed:
+        report.user_properties.append(("makrx_boot_error", boot_error))
     if report.failed and call.excinfo is not None:
-        if isinstance(call.excinfo.value, ContractViolation):
+        info = contract_of(item)
+        error = call.excinfo.value
+        if isinstance(error, ContractViolation):
             head = f"{info.id} [{info.level.value}] " if info else ""
-            report.longrepr = head + str(call.excinfo.value)
-        target = item.config.stash.get(_target_key, None)
+            report.longrepr = head + str(error)
+            report.user_properties.append(("makrx_reason", f"{error.title} (received: {error.received})"))
+        target = item.config.stash[_targets_key].get(spec.display) if spec else None
         if target is not None and target.log_path is not None:
             report.sections.append(("backend log (last lines)", target.log_tail(20)))
     return report
+
+
+def _expired_waivers(config: pytest.Config) -> list[str]:
+    return [f"{spec.display}: waiver for {w.contract} expired on {w.expires} ({w.reason})"
+            for spec in config.stash.get(_specs_key, []) for w in spec.settings.waivers if w.expired()]
+
+
+def _stale_waivers(config: pytest.Config, scorecard: Scorecard) -> list[str]:
+    results = {(t, c): Scorecard.verdict(rows).outcome for (t, _, c), rows in scorecard.by_contract().items()}
+    return [f"{spec.display}: waiver for {w.contract} is stale, the contract passes"
+            for spec in config.stash.get(_specs_key, []) for w in spec.settings.waivers
+            if results.get((spec.display, w.contract)) == "passed"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    scorecard = session.config.stash.get(_scorecard_key, None)
+    if scorecard is None:
+        return
+    expired = _expired_waivers(session.config)
+    scorecard.notes += expired + _stale_waivers(session.config, scorecard)
+    if expired and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an expired waiver fails the gate
+    scorecard.publish(session.config.stash[_config_key].report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    scorecard = config.stash.get(_scorecard_key, None)
+    if scorecard is None or not scorecard.rows:
+        return
+    terminalreporter.section("makrx contracts")
+    for note in scorecard.notes:
+        terminalreporter.write_line(note, red=True)
+    for line in scorecard.area_lines():
+        terminalreporter.write_line(line)
+    report = config.stash[_config_key].report
+    if report is not None:
+        terminalreporter.write_line(f"scorecard: {report} (and {report.with_suffix('.json').name})")

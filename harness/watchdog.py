@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["start_watchdog"]
+__all__ = ["start_watchdog", "parent_alive"]
 
 
 def start_watchdog(*paths: Path) -> subprocess.Popen[bytes]:
@@ -25,20 +25,16 @@ def start_watchdog(*paths: Path) -> subprocess.Popen[bytes]:
                             start_new_session=True)  # Ctrl-C to the terminal's group must not end it
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return os.getppid() == pid or Path(f"/proc/{pid}").exists()
+def parent_alive(pid: int) -> bool:
+    """Whether ``pid``, the process that started this one, still runs: once it dies this process is
+    reparented at once (before the dead one is even reaped), and a reused pid cannot fool the check."""
+    return os.getppid() == pid
 
 
 def main(argv: list[str]) -> int:
     parent, paths = int(argv[0]), [Path(p) for p in argv[1:]]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while _alive(parent) and any(p.exists() for p in paths):
+    while parent_alive(parent) and any(p.exists() for p in paths):
         time.sleep(0.25)
     time.sleep(0.5)  # let servers killed by the parent's death release their files
     for path in paths:

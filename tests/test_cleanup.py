@@ -33,7 +33,7 @@ def start(target: str | Path, root: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MAKRX_TMPDIR": str(root), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     # Output to a file, not a pipe: a failing run prints more than a pipe buffer holds.
     return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
-                             f"--makrx-target={target}", "-q", "-p", "no:cacheprovider"],
+                             f"--makrx-target={target}", "--makrx-services=embedded", "-q", "-p", "no:cacheprovider"],
                             cwd=REPO, env=env, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT)
 
 
@@ -58,12 +58,17 @@ def _running(proc: psutil.Process) -> bool:
 
 
 def wait_until_backend_runs(root: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> list[psutil.Process]:
+    """The run's process tree once the backend (uvicorn) and Postgres are both up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if list(root.glob("makrx-*/logs/*.log")):
-            found = descendants(proc)
-            for child in found:
+        found = []
+        for child in descendants(proc):
+            try:
                 child.info = {"pid": child.pid, "cmdline": " ".join(child.cmdline())}
+            except psutil.NoSuchProcess:
+                continue
+            found.append(child)
+        if all(any(name in p.info["cmdline"] for p in found) for name in ("uvicorn", "postgres")):
             return found
         assert proc.poll() is None, output(proc)
         time.sleep(0.1)

@@ -7,7 +7,7 @@ import pytest
 from harness.config import OPTIONS, resolve_config
 
 SAMPLES = {
-    "target": ("http://127.0.0.1:9", "http://127.0.0.1:9"),
+    "target": ("http://127.0.0.1:9", ("http://127.0.0.1:9",)),
     "config": (None, None),
     "strict": (True, True),
     "services": ("embedded", "embedded"),
@@ -16,6 +16,11 @@ SAMPLES = {
     "ready_timeout": ("7.5", 7.5),
     "rate_budget": ("50", 50),
     "seed": ("42", 42),
+    "fuzz_examples": ("3", 3),
+    "python": ("/usr/bin/python3", "/usr/bin/python3"),
+    "report": ("out/score.md", __import__("pathlib").Path("out/score.md")),
+    "redis_image": ("redis:7.2", "redis:7.2"),
+    "postgres_image": ("postgres:16.4", "postgres:16.4"),
 }
 
 

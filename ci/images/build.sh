@@ -101,8 +101,12 @@ add_libs() {  # add_libs ROOT LIBPATH FILE...: copy every shared library ldd res
 }
 
 import_image() {  # import_image ROOT TAG CONFIG_JSON: load ROOT as image TAG with that image config
-    local root="$1" tag="$2" config="$3"
+    local root="$1" tag="$2" config="$3" old
+    old="$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)"
     "$python" "$here/load_image.py" "$root" "$tag" "$config" || die "docker load of $tag failed"
+    if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$tag")" ]; then
+        docker rmi "$old" >/dev/null 2>&1 || true  # the previous build, now untagged
+    fi
     say "built $tag ($(du -sh "$root" | cut -f1) root filesystem)"
 }
 

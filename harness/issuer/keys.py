@@ -441,7 +441,7 @@ class KeySet:
 
         def work() -> None:
             try:
-                self.enc_key  # noqa: B018 - warms the cache
+                self.enc_key
                 for key in self.published:
                     key.jwk()
                 self._signing_key(self._next_index()).jwk()

@@ -1,4 +1,4 @@
-"""Redis and Postgres for a run: external URLs, docker (later) or embedded servers, behind one interface."""
+"""Redis and Postgres for a run: external URLs, docker containers or embedded servers, behind one interface."""
 
 from __future__ import annotations
 

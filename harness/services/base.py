@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -186,13 +187,18 @@ class Provider(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, workdir: Path, cache_dir: Path | None = None) -> None:
+    def __init__(self, *, workdir: Path, cache_dir: Path | None = None,
+                 images: Mapping[str, str | None] | None = None) -> None:
         self.workdir = workdir
         self.cache_dir = cache_dir
+        self.images = {kind: image for kind, image in (images or {}).items() if image}
 
     @abstractmethod
-    def unavailable(self, kind: str) -> str | None:
-        """None when this provider can supply ``kind`` ("postgres" or "redis") here, else why not (one line)."""
+    def unavailable(self, kind: str, *, forced: bool = False) -> str | None:
+        """None when this provider can supply ``kind`` ("postgres" or "redis") here, else why not (one line).
+
+        ``forced``: the user named this provider, so it may do slow things ``auto`` must not (pull an image).
+        """
 
     @abstractmethod
     def fix(self, kind: str) -> str:

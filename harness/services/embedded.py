@@ -636,7 +636,7 @@ class EmbeddedProvider(Provider):
                  f"or pass {REDIS_URL_OPTION}",
     }
 
-    def unavailable(self, kind: str) -> str | None:
+    def unavailable(self, kind: str, *, forced: bool = False) -> str | None:
         found = _find_postgres() if kind == "postgres" else _find_redis()
         if isinstance(found, _Binaries):
             return None

@@ -11,7 +11,12 @@ from ..errors import ServiceError
 from .base import SERVICE_KINDS, PostgresService, Provider, RedisService
 from .docker import DockerProvider
 from .embedded import EmbeddedProvider
-from .external import DATABASE_URL_OPTION, REDIS_URL_OPTION, ExternalPostgres, ExternalRedis
+from .external import (
+    DATABASE_URL_OPTION,
+    REDIS_URL_OPTION,
+    ExternalPostgres,
+    ExternalRedis,
+)
 
 __all__ = ["MODES", "Services", "provide_services"]
 
@@ -85,7 +90,7 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
     if mode != "auto":
         provider = next(p for p in providers if p.name == mode)
         for kind in SERVICE_KINDS:
-            why_not = provider.unavailable(kind)
+            why_not = provider.unavailable(kind, forced=True)
             if why_not is not None:
                 raise ServiceError(
                     f"--makrx-services={mode}: the {mode} provider cannot supply {_LABEL[kind]}: {why_not}",
@@ -112,6 +117,9 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
 
 
 def _describe(service: PostgresService | RedisService, label: str) -> str | None:
+    description = getattr(service, "description", None)
+    if description:
+        return str(description)
     binaries = getattr(service, "binaries", None)
     if binaries is None:
         return None
@@ -149,18 +157,23 @@ def provide_services(
     database_url: str | None = None,
     workdir: Path,
     cache_dir: Path | None = None,
+    redis_image: str | None = None,
+    postgres_image: str | None = None,
 ) -> Services:
     """Redis and Postgres for one run, from the first provider that can supply each.
 
     ``auto``: a given URL is used as is (external); otherwise docker when it reports available, else
     embedded. ``external``/``docker``/``embedded`` force one (a forced provider ignores URLs). Owned
     servers live under ``workdir``; ``cache_dir`` (default $MAKRX_CACHE_DIR or a per-user cache) holds
-    reusable binaries and template clusters. If anything fails, what was started is stopped again.
+    reusable binaries and template clusters; ``redis_image``/``postgres_image`` name the docker
+    provider's images (default ``redis:7``, ``postgres:16``). If anything fails, what was started is
+    stopped again.
     """
     if mode not in MODES:
         raise ServiceError(f"unknown services mode {mode!r}", fix=f"use --makrx-services={'|'.join(MODES)}")
     workdir = Path(workdir)
-    providers = [cls(workdir=workdir, cache_dir=cache_dir) for cls in CHAIN]
+    images = {"redis": redis_image, "postgres": postgres_image}
+    providers = [cls(workdir=workdir, cache_dir=cache_dir, images=images) for cls in CHAIN]
     urls = {"postgres": database_url or None, "redis": redis_url or None}
     plan = _plan(mode, urls, providers)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -98,18 +100,45 @@ class TargetLauncher:
         self.services = services
         self.issuer = issuer
         self.workdir = workdir
-        self.ready_timeout = ready_timeout
-        self.python = python or sys.executable
+        settings = spec.settings
+        self.ready_timeout = settings.ready_timeout or ready_timeout
+        self.python = self._interpreter(settings.python or python)
+        self.cwd = (spec.path / settings.cwd).resolve() if settings.cwd and spec.path else spec.import_root
         self._instances: list[RunningTarget] = []
         self._database_url: str | None = None
         self._count = 0
+
+    def _interpreter(self, python: str | None) -> str:
+        """The backend's own interpreter (its venv), which must have uvicorn; default: the suite's."""
+        if python is None:
+            return sys.executable
+        path = Path(python)
+        if not path.is_absolute() and self.spec.path is not None and (self.spec.path / path).exists():
+            path = self.spec.path / path
+        resolved = shutil.which(str(path))
+        if resolved is None:
+            raise TargetError(f"python {python!r} for {self.spec.name} was not found",
+                              fix="set python = \"path/to/venv/bin/python\" (or --makrx-python) to an interpreter "
+                                  "that can import the backend")
+        if self.spec.settings.command is None:
+            done = subprocess.run([resolved, "-c", "import uvicorn"], capture_output=True, text=True, timeout=60)
+            if done.returncode != 0:
+                raise TargetError(f"uvicorn is not installed in {resolved}, the interpreter of {self.spec.name}",
+                                  fix=f"{resolved} -m pip install uvicorn (or set 'command' to how it starts)")
+        return resolved
 
     def database_url(self) -> str:
         """One fresh database per target and run, shared by its instances (like one deployment)."""
         if self._database_url is None:
             slug = re.sub(r"[^a-z0-9]", "_", self.spec.name.lower())[:40]  # Postgres names stop at 63
             name = f"makrx_{slug}_{uuid.uuid4().hex[:8]}"
-            self._database_url = self.services.postgres.create_database(name)
+            url = self.services.postgres.create_database(name)
+            template = self.spec.settings.database_url
+            if template:
+                parts = urlsplit(url)
+                url = template.format(user=parts.username, password=parts.password, host=parts.hostname,
+                                      port=parts.port, dbname=name, url=url)
+            self._database_url = url
         return self._database_url
 
     def base_env(self, port: int) -> dict[str, str]:
@@ -126,7 +155,7 @@ class TargetLauncher:
             "KEYCLOAK_USE_JWKS": "true",
             "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
             "DATABASE_URL": self.database_url(),
-            "REDIS_URL": str(getattr(self.services.redis, "url")),
+            "REDIS_URL": str(self.services.redis.url),
             "TRUST_PROXY": "false",
             "ENVIRONMENT": self.spec.settings.environment,
             "PORT": str(port),
@@ -148,7 +177,7 @@ class TargetLauncher:
             return None
         argv = [self.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
         try:
-            done = subprocess.run(argv, cwd=self.spec.import_root, env=dict(env), capture_output=True, text=True,
+            done = subprocess.run(argv, cwd=self.cwd, env=dict(env), capture_output=True, text=True,
                                   timeout=120)
             return MigrationResult(shlex.join(argv), done.returncode, (done.stdout + done.stderr)[-4000:])
         except subprocess.TimeoutExpired:
@@ -167,7 +196,7 @@ class TargetLauncher:
                 full_env[key] = value
         migration = self.migrate(full_env) if self._count == 1 else None
         log_path = self.workdir / "logs" / f"{label}.log"
-        process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.spec.import_root,
+        process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.cwd,
                                  name=label)
         target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env, process=process,
                                log_path=log_path, migration=migration)
@@ -220,14 +249,14 @@ class TargetLauncher:
         error = _last_error_line(full)
         if error is not None:
             return TargetError(f"{self.spec.name} failed to start: {error}",
-                               fix=f"run the same command yourself to see it: cd {self.spec.import_root} && {cmd}",
+                               fix=f"run the same command yourself to see it: cd {self.cwd} && {cmd}",
                                details=log)
         if target.process and target.process.exit_code() is None:
             return TargetError(f"{self.spec.name} started but never answered HTTP ({reason})",
                                fix="raise --makrx-ready-timeout if it boots slowly, or check what it waits for",
                                details=log)
         return TargetError(f"{self.spec.name} exited before answering ({reason})",
-                           fix=f"run: cd {self.spec.import_root} && {cmd}", details=log)
+                           fix=f"run: cd {self.cwd} && {cmd}", details=log)
 
     def close(self) -> None:
         for target in reversed(self._instances):

@@ -25,6 +25,12 @@ class TargetSpec:
     url: str | None = None
     import_root: Path | None = None
     app: str | None = None
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        """How reports name the target: its directory name, longer only when two targets share it."""
+        return self.label or self.name
 
     @property
     def is_url(self) -> bool:

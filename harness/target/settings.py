@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,10 +10,10 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RoleRule", "TargetSettings", "load_settings"]
+__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings"]
 
 _KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
-               "cwd", "python", "ready_timeout", "database_url", "migrate", "protected"}
+               "cwd", "python", "ready_timeout", "database_url", "migrate"}
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,18 @@ class RoleRule:
     path: str
     method: str
     roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A known failure of ``contract`` accepted until ``expires`` (inclusive), for ``reason``."""
+
+    contract: str
+    reason: str
+    expires: dt.date
+
+    def expired(self, today: dt.date | None = None) -> bool:
+        return (today or dt.date.today()) > self.expires
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,12 @@ class TargetSettings:
     client_id: str | None = None
     rate_limit_path: str | None = None
     roles: tuple[RoleRule, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
     migrate: bool | None = None
+    python: str | None = None
+    cwd: str | None = None
+    ready_timeout: float | None = None
+    database_url: str | None = None
     source: Path | None = None
 
 
@@ -81,6 +99,17 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         except (KeyError, TypeError):
             raise ConfigError(f"{source}: each [[roles]] entry needs path, method and roles",
                               fix='e.g. [[roles]] path = "/api/v1/x" method = "DELETE" roles = ["admin"]') from None
+    waivers = []
+    for item in data.get("waivers", []):
+        try:
+            expires = item["expires"]
+            if isinstance(expires, str):
+                expires = dt.date.fromisoformat(expires)
+            waivers.append(Waiver(contract=str(item["id"]), reason=str(item["reason"]), expires=expires))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{source}: each [[waivers]] entry needs id, reason and expires (a date)",
+                              fix='e.g. [[waivers]] id = "CORS-VARY-ORIGIN" reason = "CDN fix, TICKET-1" '
+                                  'expires = 2027-01-31') from None
     return TargetSettings(
         app=data.get("app"),
         command=data.get("command"),
@@ -89,6 +118,11 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         client_id=data.get("client_id"),
         rate_limit_path=data.get("rate_limit_path"),
         roles=tuple(roles),
+        waivers=tuple(waivers),
         migrate=data.get("migrate"),
+        python=data.get("python"),
+        cwd=data.get("cwd"),
+        ready_timeout=float(data["ready_timeout"]) if "ready_timeout" in data else None,
+        database_url=data.get("database_url"),
         source=source,
     )

@@ -1,17 +1,20 @@
 """Keycloak access-token verification against the realm's JWKS, cached and rotation-aware."""
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import httpx
 import jwt
+from jwt.utils import base64url_decode
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 LEEWAY_SECONDS = 10  # clock skew tolerated on exp/nbf/iat
 JWKS_TIMEOUT_SECONDS = 2.0
 REFETCH_COOLDOWN_SECONDS = 1.0  # unknown kids and failures refetch at most this often
 MAX_TOKEN_LENGTH = 8192
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class InvalidTokenError(Exception):
@@ -47,15 +50,19 @@ class TokenVerifier:
             raise InvalidTokenError("token too long")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+            # Parsers disagree on which of two "alg" members counts: refuse both (RFC 7515 §5.2).
+            json.loads(base64url_decode(token.partition(".")[0]), object_pairs_hook=_unique_members)
+        except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidTokenError(f"malformed token: {exc}") from None
         alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALLOWED_ALGORITHMS:  # rejects none, HS* (key confusion) and the rest
+        # Rejects none, HS* (key confusion) and the rest; a non-string alg is unhashable in a set.
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise InvalidTokenError(f"algorithm not allowed: {alg!r}")
         if "crit" in header:  # no extensions are understood, so any critical one is fatal
             raise InvalidTokenError("unsupported critical header")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidTokenError("kid is not a string")
+        if not isinstance(kid, str) or not kid:
+            # Keycloak always names the key; guessing one would depend on what the cache holds.
+            raise InvalidTokenError("kid missing or not a string")
 
         key = await self._signing_key(kid)
         if key is None:
@@ -80,9 +87,14 @@ class TokenVerifier:
             raise InvalidTokenError(str(exc)) from None
         if claims.get("typ") != "Bearer":  # Keycloak ID and refresh tokens are signed the same way
             raise InvalidTokenError(f"not an access token: typ={claims.get('typ')!r}")
+        for name in TIME_CLAIMS:
+            # pyjwt int()-converts "1700000000" and true, so a forged type would pass: RFC 7519 §2
+            # NumericDate is a JSON number.
+            if name in claims and not _is_numeric_date(claims[name]):
+                raise InvalidTokenError(f"{name} is not a number")
         return claims
 
-    async def _signing_key(self, kid: str | None) -> jwt.PyJWK | None:
+    async def _signing_key(self, kid: str) -> jwt.PyJWK | None:
         async with self._lock:  # one fetch at a time; waiters reuse its result
             now = time.monotonic()
             if now >= self._expires_at:
@@ -130,10 +142,19 @@ class TokenVerifier:
         return keys
 
 
-def _select_key(keys: list[jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
-    if kid is None:  # only unambiguous without a kid
-        return keys[0] if len(keys) == 1 else None
+def _select_key(keys: list[jwt.PyJWK], kid: str) -> jwt.PyJWK | None:
     return next((key for key in keys if key.key_id == kid), None)
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate member name")
+    return dict(pairs)
+
+
+def _is_numeric_date(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def roles_from_claims(claims: dict[str, Any], client_id: str) -> frozenset[str]:

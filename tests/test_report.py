@@ -1,0 +1,116 @@
+"""The gate's output: scorecard files, the per-area summary, waivers (valid, expired, stale), a
+matrix of several targets, and a target that cannot boot reported in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.suite_runner import REPO
+from tests.variants import load_variants
+
+FAST = ("-m", "cors")  # one area keeps these runs short; the report logic is the same for all
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-q",
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def variant(violates: str, root: Path, waivers: str = "") -> Path:
+    app = next(v for v in load_variants() if v.violates == violates).build(root)
+    if waivers:
+        with (app / "makrx-contract.toml").open("a") as fh:
+            fh.write("\n" + waivers)
+    return app
+
+
+def test_scorecard_files_and_summary_lines(tmp_path: Path) -> None:
+    app = variant("CORS-LOCAL-DEFAULT", tmp_path)
+    report = tmp_path / "out" / "score.md"
+    done = run(f"--makrx-target={app}", f"--makrx-report={report}", *FAST)
+    assert done.returncode == 1
+    assert "CORS 3/5 MUST ok, 0/1 SHOULD ok, 1 failed, 2 skipped" in done.stdout, done.stdout[-2000:]
+    markdown = report.read_text()
+    assert "| CORS-LOCAL-DEFAULT | MUST | ❌ FAIL | a local app origin is not allowed by default" in markdown
+    assert "OPTIONS http://127.0.0.1" in markdown  # the exchange that showed it
+    data = json.loads(report.with_suffix(".json").read_text())
+    results = {c["contract"]: c["result"] for c in data["contracts"]}
+    assert results["CORS-LOCAL-DEFAULT"] == "failed" and results["CORS-NO-WILDCARD"] == "passed"
+
+
+def test_junit_carries_contract_ids_and_levels(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    done = run("--makrx-target=reference", f"--junitxml={junit}", *FAST)
+    assert done.returncode == 0, done.stdout[-3000:]
+    text = junit.read_text()
+    assert '<property name="contract_id" value="CORS-VARY-ORIGIN"' in text
+    assert '<property name="contract_level" value="SHOULD"' in text
+
+
+def test_a_valid_waiver_turns_the_failure_into_waived(tmp_path: Path) -> None:
+    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
+                  '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "new domain, TICKET-7"\nexpires = 2999-01-01\n')
+    report = tmp_path / "score.json"
+    done = run(f"--makrx-target={app}", f"--makrx-report={report}", *FAST)
+    assert done.returncode == 0, done.stdout[-3000:]
+    data = json.loads(report.read_text())
+    verdict = next(c for c in data["contracts"] if c["contract"] == "CORS-LOCAL-DEFAULT")
+    assert verdict["result"] == "waived" and "TICKET-7" in verdict["reason"]
+
+
+def test_an_expired_waiver_fails_the_gate(tmp_path: Path) -> None:
+    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
+                  '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "old excuse"\nexpires = 2020-01-01\n')
+    done = run(f"--makrx-target={app}", *FAST)
+    assert done.returncode == 1
+    assert "waiver for CORS-LOCAL-DEFAULT expired on 2020-01-01" in done.stdout
+
+
+def test_a_waiver_for_a_passing_contract_is_stale(tmp_path: Path) -> None:
+    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
+                  '[[waivers]]\nid = "CORS-NO-WILDCARD"\nreason = "was broken"\nexpires = 2999-01-01\n')
+    done = run(f"--makrx-target={app}", *FAST)
+    assert "waiver for CORS-NO-WILDCARD is stale, the contract passes" in done.stdout
+
+
+def test_should_failures_warn_unless_strict(tmp_path: Path) -> None:
+    app = variant("CORS-EXPOSE-REQUEST-ID", tmp_path)
+    lenient = run(f"--makrx-target={app}", *FAST)
+    assert lenient.returncode == 0
+    assert "MakrxShouldWarning: CORS-EXPOSE-REQUEST-ID [SHOULD]" in lenient.stdout
+    assert "1 warned" in lenient.stdout
+    assert run(f"--makrx-target={app}", "--makrx-strict", *FAST).returncode == 1
+
+
+def test_several_targets_give_one_matrix_and_a_dead_one_is_one_line(tmp_path: Path) -> None:
+    broken = variant("CORS-LOCAL-DEFAULT", tmp_path)
+    dead = tmp_path / "deadapp"
+    dead.mkdir()
+    (dead / "main.py").write_text("raise RuntimeError('cannot boot: no SMTP_HOST')\n")
+    report = tmp_path / "matrix.md"
+    done = run("--makrx-target=reference", f"--makrx-target={broken}", f"--makrx-target={dead}",
+               f"--makrx-report={report}", *FAST)
+    assert done.returncode == 1
+    markdown = report.read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| contract | level |"))
+    assert "main/reference_app" in header and "cors-no-local-default/reference_app" in header and "deadapp" in header
+    row = next(line for line in markdown.splitlines() if line.startswith("| CORS-LOCAL-DEFAULT |"))
+    assert row.count("✅ pass") == 1 and row.count("❌ FAIL") == 1
+    assert markdown.count("could not boot") >= 1
+    assert "RuntimeError: cannot boot: no SMTP_HOST" in markdown
+    assert "| deadapp | CORS |" not in markdown  # one line for it, not a wall of rows
+
+
+def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    done = run("--makrx-target=reference", *FAST)
+    assert done.returncode == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n") and "## MakrX contract scorecard" in text
