@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__
+from . import __version__, timings
 from .client import ContractClient
 from .config import MakrxConfig, add_options, resolve_config
 from .contract import AREAS, SHOULD, ContractViolation, contract_of
@@ -200,10 +200,11 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
     from .services import provide_services
 
     try:
-        services = provide_services(makrx_config.services, redis_url=makrx_config.redis_url,
-                                    database_url=makrx_config.database_url, workdir=makrx_workdir / "services",
-                                    redis_image=makrx_config.redis_image,
-                                    postgres_image=makrx_config.postgres_image)
+        with timings.phase("services"):
+            services = provide_services(makrx_config.services, redis_url=makrx_config.redis_url,
+                                        database_url=makrx_config.database_url, workdir=makrx_workdir / "services",
+                                        redis_image=makrx_config.redis_image,
+                                        postgres_image=makrx_config.postgres_image)
     except HarnessError as exc:
         _fail_run(exc)
     _say(pytestconfig, f"makrx services: {services.provider} ({services.reason})")
@@ -219,8 +220,9 @@ def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iter
     specs = pytestconfig.stash.get(_specs_key, [])
     audience = {"default_audience": specs[0].client_id} if specs else {}
     try:
-        issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
-                        **audience).start()
+        with timings.phase("issuer"):
+            issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
+                            **audience).start()
     except HarnessError as exc:
         _fail_run(exc)
     try:
@@ -329,7 +331,8 @@ def _waiver_for(item: pytest.Item, contract: str) -> Waiver | None:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A failure under a valid waiver, or of a SHOULD contract without --makrx-strict, becomes a warning."""
     try:
-        return (yield)
+        with timings.in_test_call():
+            return (yield)
     except AssertionError as exc:
         info = contract_of(item)
         if info is None:

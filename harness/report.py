@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from . import timings
+
 __all__ = ["Row", "Scorecard", "WARNED", "WAIVED"]
 
 WARNED = "warned"
@@ -44,9 +46,12 @@ class Scorecard:
     notes: list[str] = field(default_factory=list)
     boot_errors: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    call_seconds: float = 0.0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Registered as a plugin, so it sees every report (from xdist workers too)."""
+        if report.when == "call":
+            self.call_seconds += report.duration
         self.add(report)
 
     def add(self, report: pytest.TestReport) -> None:
@@ -112,9 +117,15 @@ class Scorecard:
             lines.append(f"{prefix}{area} " + ", ".join(parts))
         return lines
 
+    def timings(self) -> dict[str, dict[str, float]]:
+        """Harness phases of this process (an xdist controller starts none) and the contracts' own calls."""
+        return {**timings.snapshot(), "test calls": {"total_s": round(self.call_seconds, 3)}}
+
     def to_json(self) -> dict[str, object]:
         return {
             "meta": {**self.meta, "duration_s": round(time.monotonic() - self.started, 2)},
+            # Phases of this process (the xdist controller starts none: see harness/timings.py).
+            "timings": self.timings(),
             "notes": self.notes,
             "contracts": [
                 {"target": t, "area": a, "contract": c, "level": self.verdict(rows).level,
@@ -128,6 +139,8 @@ class Scorecard:
         meta = self.meta
         out = ["## MakrX contract scorecard", ""]
         out.append(" · ".join(f"**{k}** {v}" for k, v in meta.items()))
+        spent = [f"{name} {t['total_s']:.1f} s" for name, t in self.timings().items()]
+        out += ["", f"**time** {time.monotonic() - self.started:.1f} s: " + ", ".join(spent)]
         out += ["", *[f"- {line}" for line in self.area_lines()], ""]
         out += [f"> {note}" for note in self.notes]
         targets = sorted({row.target for row in self.rows.values()})

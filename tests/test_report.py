@@ -41,6 +41,10 @@ def test_scorecard_files_and_summary_lines(tmp_path: Path) -> None:
     data = json.loads(report.with_suffix(".json").read_text())
     results = {c["contract"]: c["result"] for c in data["contracts"]}
     assert results["CORS-LOCAL-DEFAULT"] == "failed" and results["CORS-NO-WILDCARD"] == "passed"
+    spent = data["timings"]
+    assert {"services", "issuer", "backend boot", "backend migrations", "test calls"} <= set(spent), spent
+    assert spent["backend boot"]["count"] >= 1 and 0 < spent["backend boot"]["total_s"] < data["meta"]["duration_s"]
+    assert "**time**" in markdown and "backend boot" in markdown
 
 
 def test_junit_carries_contract_ids_and_levels(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import httpx
 from ..errors import TargetError
 from ..ports import free_port
 from ..process import ManagedProcess, tail
+from .. import timings
 from ..waiting import wait_for
 from .resolve import TargetSpec
 
@@ -194,18 +195,22 @@ class TargetLauncher:
                 full_env.pop(key, None)
             else:
                 full_env[key] = value
-        migration = self.migrate(full_env) if self._count == 1 else None
+        migration = None
+        if self._count == 1:
+            with timings.phase("backend migrations"):
+                migration = self.migrate(full_env)
         log_path = self.workdir / "logs" / f"{label}.log"
-        process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.cwd,
-                                 name=label)
-        target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env, process=process,
-                               log_path=log_path, migration=migration)
-        self._instances.append(target)
-        try:
-            self._wait_ready(target)
-        except BaseException:
-            target.stop()
-            raise
+        with timings.phase("backend boot"):
+            process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.cwd,
+                                     name=label)
+            target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env,
+                                   process=process, log_path=log_path, migration=migration)
+            self._instances.append(target)
+            try:
+                self._wait_ready(target)
+            except BaseException:
+                target.stop()
+                raise
         return target
 
     @contextmanager
