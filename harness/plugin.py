@@ -60,6 +60,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     specs = _labelled(specs)
+    if len(specs) > 1 and config.pluginmanager.hasplugin("xdist"):
+        # Under -n, each target's contracts go to one worker: one backend per target, not one per worker.
+        if getattr(config.option, "dist", "no") == "load":
+            config.option.dist = "loadgroup"
+        if hasattr(config, "workerinput"):
+            config.option.loadgroup = True
     config.stash[_config_key] = makrx
     config.stash[_specs_key] = specs
     config.stash[_targets_key] = {}
@@ -112,10 +118,14 @@ def _spec_of(item: pytest.Item) -> TargetSpec | None:
     return specs[0] if specs else None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    grouped = len(config.stash.get(_specs_key, [])) > 1 and config.pluginmanager.hasplugin("xdist")
     for item in items:
         info = contract_of(item)
         spec = _spec_of(item)
+        if grouped and spec is not None:
+            item.add_marker(pytest.mark.xdist_group(spec.display))
         if info is None:
             continue
         item.user_properties += [("contract_id", info.id), ("contract_level", info.level.value),

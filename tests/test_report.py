@@ -4,6 +4,7 @@ matrix of several targets, and a target that cannot boot reported in one line.""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,24 @@ def test_several_targets_give_one_matrix_and_a_dead_one_is_one_line(tmp_path: Pa
     assert markdown.count("could not boot") >= 1
     assert "RuntimeError: cannot boot: no SMTP_HOST" in markdown
     assert "| deadapp | CORS |" not in markdown  # one line for it, not a wall of rows
+
+
+def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Path) -> None:
+    broken = variant("CORS-LOCAL-DEFAULT", tmp_path)
+    report = tmp_path / "matrix.json"
+    done = run("--makrx-target=reference", f"--makrx-target={broken}", "-n", "2", "-vv", "--makrx-services=embedded",
+               f"--makrx-report={report}", *FAST)
+    assert done.returncode == 1, done.stdout[-3000:]
+    workers: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        match = re.match(r"\[(gw\d+)\].*(PASSED|FAILED|SKIPPED) .*@(\S+)\s*$", line)
+        if match:
+            workers.setdefault(match.group(3), set()).add(match.group(1))
+    assert set(workers) == {"main/reference_app", "cors-no-local-default/reference_app"}, done.stdout[-3000:]
+    assert all(len(seen) == 1 for seen in workers.values()), workers  # one backend per target, not per worker
+    results = {(c["target"], c["contract"]): c["result"] for c in json.loads(report.read_text())["contracts"]}
+    assert results[("cors-no-local-default/reference_app", "CORS-LOCAL-DEFAULT")] == "failed"
+    assert results[("main/reference_app", "CORS-LOCAL-DEFAULT")] == "passed"
 
 
 def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
