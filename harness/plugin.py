@@ -82,9 +82,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
-    """Targets that share a directory name are labelled with their parent too (`a/app`, `b/app`)."""
+    """Targets that share a directory name are labelled with their parent too (`a/app`, `b/app`); the
+    bundled app keeps the name it was asked for, `reference`."""
     names = [spec.name for spec in specs]
-    return [dataclasses.replace(spec, label=f"{spec.path.parent.name}/{spec.name}")
+    return [dataclasses.replace(spec, label="reference" if spec.raw == "reference"
+                                else f"{spec.path.parent.name}/{spec.name}")
             if names.count(spec.name) > 1 and spec.path is not None else spec for spec in specs]
 
 
