@@ -60,12 +60,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     specs = _labelled(specs)
-    if len(specs) > 1 and config.pluginmanager.hasplugin("xdist"):
-        # Under -n, each target's contracts go to one worker: one backend per target, not one per worker.
-        if getattr(config.option, "dist", "no") == "load":
-            config.option.dist = "loadgroup"
-        if hasattr(config, "workerinput"):
-            config.option.loadgroup = True
     config.stash[_config_key] = makrx
     config.stash[_specs_key] = specs
     config.stash[_targets_key] = {}
@@ -112,6 +106,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              ids=[spec.display for spec in specs])
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Several targets under `-n` (default `--dist load`): each target's contracts go to one worker, so
+    every backend boots once, not once per worker. (xdist's own `loadgroup` relies on rewriting node
+    ids, which pytest 9.2 no longer allows.)"""
+    specs = config.stash.get(_specs_key, [])
+    if len(specs) < 2 or config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    labels = sorted((spec.display for spec in specs), key=len, reverse=True)
+
+    class PerTargetScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            params = nodeid.partition("[")[2]  # the target's id leads the parametrisation ids
+            return next((label for label in labels if params == f"{label}]" or params.startswith(f"{label}-")),
+                        nodeid)
+
+    return PerTargetScheduling(config, log)
+
+
 def _spec_of(item: pytest.Item) -> TargetSpec | None:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "makrx_target_spec" in callspec.params:
@@ -120,14 +135,10 @@ def _spec_of(item: pytest.Item) -> TargetSpec | None:
     return specs[0] if specs else None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    grouped = len(config.stash.get(_specs_key, [])) > 1 and config.pluginmanager.hasplugin("xdist")
     for item in items:
         info = contract_of(item)
         spec = _spec_of(item)
-        if grouped and spec is not None:
-            item.add_marker(pytest.mark.xdist_group(spec.display))
         if info is None:
             continue
         item.user_properties += [("contract_id", info.id), ("contract_level", info.level.value),

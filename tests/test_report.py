@@ -119,7 +119,8 @@ def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Pat
     assert done.returncode == 1, done.stdout[-3000:]
     workers: dict[str, set[str]] = {}
     for line in done.stdout.splitlines():
-        match = re.match(r"\[(gw\d+)\].*(PASSED|FAILED|SKIPPED) .*@(\S+)\s*$", line)
+        match = re.match(r"\[(gw\d+)\].*(PASSED|FAILED|SKIPPED) \S+\[(reference|cors-no-local-default/reference_app)\b",
+                         line)
         if match:
             workers.setdefault(match.group(3), set()).add(match.group(1))
     assert set(workers) == {"reference", "cors-no-local-default/reference_app"}, done.stdout[-3000:]
