@@ -9,8 +9,9 @@ command a user types (`pytest --makrx-target=reference -q`, embedded services), 
 
 Overhead = wall time - the backend's own time (uvicorn boots until it answers, alembic upgrade) - the
 contracts' own time (test calls: their requests and the waits the conventions impose, e.g. a JWKS
-TTL). What is left is pytest, the plugin, services, the issuer and teardown. The parts come from the
-scorecard's timings (harness/timings.py). Medians are printed.
+TTL) - requests made by fixtures outside test calls (e.g. the session's provoking bursts). What is
+left is pytest, the plugin, services, the issuer, fixtures' own work and teardown. The parts come
+from the scorecard's timings (harness/timings.py). Medians are printed.
 """
 
 from __future__ import annotations
@@ -45,14 +46,17 @@ def timed_run(env: dict[str, str]) -> dict[str, float]:
         spent = json.loads(report.with_suffix(".json").read_text())["timings"]
     backend = sum(spent.get(name, {}).get("total_s", 0.0) for name in BACKEND_PHASES)
     contracts = spent["test calls"]["total_s"]
-    return {"wall": wall, "backend": backend, "contracts": contracts, "overhead": wall - backend - contracts,
+    requests = spent.get("requests", {}).get("total_s", 0.0)  # outside test calls only
+    return {"wall": wall, "backend": backend, "contracts": contracts, "requests": requests,
+            "overhead": wall - backend - contracts - requests,
             "services": spent.get("services", {}).get("total_s", 0.0), "issuer": spent.get("issuer", {}).get("total_s", 0.0)}
 
 
 def row(label: str, runs: list[dict[str, float]]) -> str:
     med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     return (f"{label:<20} wall {med['wall']:6.2f} s = backend {med['backend']:5.2f} + contracts {med['contracts']:5.2f}"
-            f" + overhead {med['overhead']:5.2f} (services {med['services']:.2f}, issuer {med['issuer']:.3f})"
+            f" + fixture requests {med['requests']:5.2f} + overhead {med['overhead']:5.2f}"
+            f" (services {med['services']:.2f}, issuer {med['issuer']:.3f})"
             f"   walls {[round(run['wall'], 1) for run in runs]}")
 
 

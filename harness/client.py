@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import timings
+
 __all__ = ["ContractClient"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -27,6 +29,11 @@ class ContractClient(httpx.Client):
         self.exchanges: list[httpx.Response] = []
         super().__init__(base_url=base_url, timeout=timeout, transport=transport, follow_redirects=False,
                          event_hooks={"response": [self._record]}, **kwargs)
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        # Time spent waiting on the target, apart from the harness's own (see bench/bench_gate.py).
+        with timings.phase("requests"):
+            return super().send(request, **kwargs)
 
     def _record(self, response: httpx.Response) -> None:
         response.read()
