@@ -76,6 +76,9 @@ def wait_until_backend_runs(root: Path, proc: subprocess.Popen[bytes], timeout: 
 
 
 def assert_nothing_left(root: Path, started: list[psutil.Process]) -> None:
+    since = min((p.create_time() for p in started), default=time.time())
+    shm = [f for f in Path("/dev/shm").glob("PostgreSQL.*") if f.stat().st_mtime >= since]
+    assert not shm, f"Postgres shared memory segments left in /dev/shm: {shm}"
     deadline = time.monotonic() + 5
     alive = started
     while time.monotonic() < deadline:

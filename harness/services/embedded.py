@@ -60,6 +60,8 @@ PG_SETTINGS: dict[str, str] = {
     "logging_collector": "off",
     "log_destination": "stderr",
     "unix_socket_permissions": "0700",
+    # Segments in the data dir, not /dev/shm/PostgreSQL.*, which a killed server would leave behind.
+    "dynamic_shared_memory_type": "mmap",
 }
 _INITDB_ARGS = ("-U", PG_USER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
                 "--no-instructions", "--wal-segsize=1")
