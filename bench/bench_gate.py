@@ -1,7 +1,7 @@
 """Wall time of the full gate against the reference app, cold (empty service cache) and warm, and the
 harness's own share of it.
 
-    python bench/bench_gate.py --runs 5
+    python bench/bench_gate.py --runs 5 [--workers 2]
 
 Cold: MAKRX_CACHE_DIR points at a fresh empty dir, so the Postgres binaries are copied and the
 template cluster is initdb'd in the run. Warm: the default cache, already filled. Each run is the
@@ -12,6 +12,12 @@ contracts' own time (test calls: their requests and the waits the conventions im
 TTL) - requests made by fixtures outside test calls (e.g. the session's provoking bursts). What is
 left is pytest, the plugin, services, the issuer, fixtures' own work and teardown. The parts come
 from the scorecard's timings (harness/timings.py). Medians are printed.
+
+Runs use Python's default bytecode caching. Where the environment sets PYTHONDONTWRITEBYTECODE (some
+images do), pytest cannot cache its assert-rewritten copies of the plugins' packages and redoes them at
+every start: a third row shows that configuration, as measured, side by side. The `-n` rows run the same
+gate under pytest-xdist, as README's first command does; only their wall is shown (the parts would be
+summed over the workers).
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ COMMAND = [sys.executable, "-m", "pytest", "--makrx-target=reference", "--makrx-
 BACKEND_PHASES = ("backend boot", "backend migrations")
 
 
-def timed_run(env: dict[str, str]) -> dict[str, float]:
-    """One gate: wall, backend, contracts and overhead seconds."""
+def timed_run(env: dict[str, str], *extra: str) -> dict[str, float]:
+    """One gate: wall, backend, contracts and overhead seconds (under -n the parts are summed over the
+    workers, so only the wall means what it says)."""
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as out:
         report = Path(out) / "scorecard.md"
         start = time.perf_counter()
-        done = subprocess.run([*COMMAND, f"--makrx-report={report}"], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run([*COMMAND, *extra, f"--makrx-report={report}"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"gate failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
@@ -50,6 +57,11 @@ def timed_run(env: dict[str, str]) -> dict[str, float]:
     return {"wall": wall, "backend": backend, "contracts": contracts, "requests": requests,
             "overhead": wall - backend - contracts - requests,
             "services": spent.get("services", {}).get("total_s", 0.0), "issuer": spent.get("issuer", {}).get("total_s", 0.0)}
+
+
+def wall_row(label: str, runs: list[dict[str, float]]) -> str:
+    return f"{label:<20} wall {statistics.median(run['wall'] for run in runs):6.2f} s" \
+           f"   walls {[round(run['wall'], 1) for run in runs]}"
 
 
 def row(label: str, runs: list[dict[str, float]]) -> str:
@@ -63,22 +75,42 @@ def row(label: str, runs: list[dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per mode (default 5)")
+    parser.add_argument("--workers", type=int, default=2, help="xdist workers of the parallel rows (default 2)")
     args = parser.parse_args()
+    no_bytecode = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    default = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    parallel = ("-n", str(args.workers))
     cold: list[dict[str, float]] = []
     warm: list[dict[str, float]] = []
-    timed_run(dict(os.environ))  # fill the default cache and the OS page cache once
+    cold_n: list[dict[str, float]] = []
+    warm_n: list[dict[str, float]] = []
+    uncached: list[dict[str, float]] = []
+    timed_run(default)  # fill the default cache, the bytecode caches and the OS page cache once
     for _ in range(args.runs):
-        cache = Path(tempfile.mkdtemp(prefix="bench-cache-", dir="/var/tmp"))
-        cache.chmod(0o755)
-        try:
-            cold.append(timed_run({**os.environ, "MAKRX_CACHE_DIR": str(cache)}))
-        finally:
-            shutil.rmtree(cache, ignore_errors=True)
-        warm.append(timed_run(dict(os.environ)))
+        for runs, extra in ((cold, ()), (cold_n, parallel)):
+            cache = Path(tempfile.mkdtemp(prefix="bench-cache-", dir="/var/tmp"))
+            cache.chmod(0o755)
+            try:
+                runs.append(timed_run({**default, "MAKRX_CACHE_DIR": str(cache)}, *extra))
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+        warm.append(timed_run(default))
+        warm_n.append(timed_run(default, *parallel))
+        if no_bytecode:
+            uncached.append(timed_run({**default, "PYTHONDONTWRITEBYTECODE": no_bytecode}))
     print(f"command: {' '.join(COMMAND[2:])}   runs: {args.runs} per mode (medians)")
     print(row("cold (empty cache)", cold))
     print(row("warm (cached)", warm))
-    print(f"cold / warm wall    {statistics.median(r['wall'] for r in cold) / statistics.median(r['wall'] for r in warm):.2f}x")
+    if uncached:
+        print(row("warm, no bytecode", uncached))
+    print(wall_row(f"cold, -n {args.workers}", cold_n))
+    print(wall_row(f"warm, -n {args.workers}", warm_n))
+
+    def ratio(slow: list[dict[str, float]], fast: list[dict[str, float]]) -> float:
+        return statistics.median(r["wall"] for r in slow) / statistics.median(r["wall"] for r in fast)
+
+    print(f"cold / warm wall    {ratio(cold, warm):.2f}x;  serial / -n {args.workers} (cold) {ratio(cold, cold_n):.2f}x"
+          + (f";  no bytecode / default (warm) {ratio(uncached, warm):.2f}x" if uncached else ""))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
-"""Fixtures shared by the contract modules: the OpenAPI document and provoked responses, once per session."""
+"""Fixtures shared by the contract modules: the OpenAPI document and provoked responses, once per session;
+callers of the protected operation for the AUTH modules."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from harness.client import ContractClient
+from harness.issuer.fixtures import TokenMaker
 from harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from harness.ports import SourceAddresses
 from harness.provoke import Provoker, database_outage
 from harness.target.launcher import RunningTarget
+from harness.target.resolve import TargetSpec
+
+from .bearer import Caller, ValidTokenCheck
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +103,26 @@ def protected_operation(openapi: OpenAPIDoc | None) -> Operation:
         pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
                     "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
     return min(secured, key=lambda op: (op.method != "GET", "{" in op.path, op.has_body, op.path))
+
+
+@pytest.fixture(scope="module")
+def caller(makrx_target: RunningTarget, protected_operation: Operation,
+           makrx_source_addresses: SourceAddresses) -> Iterator[Caller]:
+    """Requests to the target's protected operation, shared by the module (cheap: a handful of clients)."""
+    found = Caller(makrx_target.base_url, protected_operation, makrx_source_addresses)
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="module")
+def valid_token(caller: Caller, make_token: TokenMaker) -> ValidTokenCheck:
+    """``valid_token.require()``: skip unless the target accepts a plain valid token (checked once)."""
+    return ValidTokenCheck(caller, make_token)
+
+
+@pytest.fixture
+def trusted(makrx_target_spec: TargetSpec) -> None:
+    """Skips on a URL target: the backend does not trust the harness's issuer."""
+    if makrx_target_spec.is_url:
+        pytest.skip(f"needs the harness's issuer: {makrx_target_spec.url} was started by someone else and does "
+                    "not trust the tokens the harness mints")

@@ -1,13 +1,12 @@
-"""AUTH: Keycloak bearer tokens — 401 without a valid one, 403 without the role, a cached and rotation-aware
-JWKS, and no 500 or hang when Keycloak fails (CONVENTIONS: Auth; RFC 6750; RFC 8725)."""
+"""AUTH: Keycloak bearer tokens — 401 without a valid one, 403 without the role, refused bad and mutated
+tokens, keys only from the realm's JWKS (CONVENTIONS: Auth; RFC 6750; RFC 8725). The JWKS lifecycle
+(rotation, caching, Keycloak trouble) is in test_auth_keys.py."""
 
 from __future__ import annotations
 
 import random
-import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -15,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from harness.client import ContractClient
-from harness.contract import MUST, SHOULD, expect, expect_eventually, violation
+from harness.contract import MUST, SHOULD, expect, violation
 from harness.errorshape import parse_error_body
 from harness.issuer import Issuer
 from harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
@@ -25,130 +23,25 @@ from harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
 from harness.openapi import OpenAPIDoc, Operation
 from harness.ports import SourceAddresses
 from harness.rawhttp import raw_request
-from harness.target.launcher import JWKS_TTL_SECONDS, RunningTarget, TargetLauncher
 from harness.target.resolve import TargetSpec
 from harness.target.settings import RoleRule
 
+from .bearer import (
+    HANG_SECONDS,
+    Caller,
+    ValidTokenCheck,
+    accepted,
+    bearer,
+    challenges_bearer,
+)
+
 pytestmark = pytest.mark.auth
 
-HANG_SECONDS = 10.0  # the client timeout: no answer by then is a hang
-PER_ADDRESS = 40  # requests per source address, well under any per-IP limit (often 60-100/min)
-TTL = JWKS_TTL_SECONDS  # KEYCLOAK_PK_TTL_SECONDS the harness gives every instance
-SETTLE_SECONDS = TTL + 3.0  # a cached JWKS expires, a refetch cooldown passes
-BURST = 20  # requests of the caching contract
-MAX_JWKS_FETCHES = 5  # "a few" for BURST requests: a TTL expiry and a rate-limited refetch or two
 MUTATION_EXAMPLES = 30
 NO_SUCH_ROLE = "makrx-contract-no-such-role"
-_BEARER_CHALLENGE = re.compile(r"\s*bearer(\s|,|$)", re.IGNORECASE)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def bearer(token: str) -> str:
-    return f"Bearer {token}"
-
-
-def challenges_bearer(response: httpx.Response) -> bool:
-    """A `WWW-Authenticate` challenge for the Bearer scheme (RFC 6750 §3) among the response's challenges."""
-    return any(_BEARER_CHALLENGE.match(value) for value in response.headers.get_list("www-authenticate"))
-
-
-def accepted(op: Operation, response: httpx.Response) -> bool:
-    """Got past authentication: 2xx; for an operation with parameters or a body, anything but 401/403/5xx."""
-    if "{" in op.path or op.has_body:
-        return response.status_code not in (401, 403) and response.status_code < 500
-    return 200 <= response.status_code < 300
-
-
-class Caller:
-    """Requests to one protected operation from a fresh source address every PER_ADDRESS requests, so the
-    target's per-IP rate limit never answers for it; no answer within HANG_SECONDS is a violation."""
-
-    def __init__(self, base_url: str, op: Operation, addresses: SourceAddresses) -> None:
-        self.base_url = base_url
-        self.op = op
-        self.addresses = addresses
-        self._clients: list[ContractClient] = []
-        self._used = PER_ADDRESS
-
-    def _client(self) -> ContractClient:
-        if self._used >= PER_ADDRESS:
-            self._clients.append(ContractClient(self.base_url, source_address=self.addresses.next(),
-                                                timeout=HANG_SECONDS))
-            self._used = 0
-        self._used += 1
-        return self._clients[-1]
-
-    def raw(self, authorization: str | None, *, method: str | None = None, path: str | None = None,
-            body: bool | None = None) -> httpx.Response:
-        """One request (the operation's, unless method/path say otherwise); transport errors propagate."""
-        headers = {} if authorization is None else {"Authorization": authorization}
-        with_body = self.op.has_body if body is None else body
-        return self._client().request(method or self.op.method, path or self.op.url(), headers=headers,
-                                      json={} if with_body else None)
-
-    def send(self, authorization: str | None, *, title: str, expected: str, details: str | None = None,
-             method: str | None = None, path: str | None = None, body: bool | None = None) -> httpx.Response:
-        """Like raw(), but a timeout or a dropped connection fails the contract."""
-        __tracebackhide__ = True
-        try:
-            return self.raw(authorization, method=method, path=path, body=body)
-        except httpx.TimeoutException:
-            raise violation(f"{title}: no answer", received=f"no answer within {HANG_SECONDS:.0f} s",
-                            expected=expected, details=details) from None
-        except httpx.TransportError as exc:
-            raise violation(f"{title}: the connection failed", received=f"{type(exc).__name__}: {exc}",
-                            expected=expected, details=details) from None
-
-    def close(self) -> None:
-        for client in self._clients:
-            client.close()
-
-
-@dataclass
-class ValidTokenCheck:
-    """Whether the target accepts a plain valid token at all: the precondition of every contract that
-    needs an accepted token to judge something else (else it is skipped, and AUTH-VALID-TOKEN fails)."""
-
-    caller: Caller
-    make_token: TokenMaker
-    _ok: bool | None = None
-
-    def require(self) -> None:
-        if self._ok is None:
-            try:
-                self._ok = accepted(self.caller.op, self.caller.raw(bearer(self.make_token())))
-            except httpx.TransportError:
-                self._ok = False
-        if not self._ok:
-            pytest.skip("precondition: a valid token is refused (see AUTH-VALID-TOKEN)")
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def caller(makrx_target: RunningTarget, protected_operation: Operation,
-           makrx_source_addresses: SourceAddresses) -> Iterator[Caller]:
-    """Requests to the target's protected operation, shared by the module (cheap: a handful of clients)."""
-    found = Caller(makrx_target.base_url, protected_operation, makrx_source_addresses)
-    yield found
-    found.close()
-
-
-@pytest.fixture(scope="module")
-def valid_token(caller: Caller, make_token: TokenMaker) -> ValidTokenCheck:
-    """``valid_token.require()``: skip unless the target accepts a plain valid token (checked once)."""
-    return ValidTokenCheck(caller, make_token)
-
-
-@pytest.fixture
-def trusted(makrx_target_spec: TargetSpec) -> None:
-    """Skips on a URL target: the backend does not trust the harness's issuer."""
-    if makrx_target_spec.is_url:
-        pytest.skip(f"needs the harness's issuer: {makrx_target_spec.url} was started by someone else and does "
-                    "not trust the tokens the harness mints")
 
 
 @pytest.fixture(scope="module")
@@ -550,222 +443,3 @@ def test_roles_count_from_realm_and_client(trusted: None, caller: Caller, make_t
             raise violation(f"a role granted in {source} crashed {rule.method} {rule.path}",
                             received=f"{status} with {granted}",
                             expected=f"what a realm role gets ({baseline.status_code})", response=[baseline, response])
-
-
-# ---------------------------------------------------------------------------------------------- JWKS lifecycle
-# On a second instance of the backend trusting a second issuer: rotation and faults change that issuer
-# only, so the session's backend and issuer stay as every other contract expects them, in any order.
-
-
-@dataclass
-class Lab:
-    """A separate issuer and backend instance for the contracts that rotate keys or break Keycloak."""
-
-    issuer: Issuer
-    target: RunningTarget
-    caller: Caller
-    tokens: TokenMaker
-    last_load: float | None = None  # a JWKS fetch seen before the fetch log was last cleared
-
-    def token(self) -> str:
-        return self.tokens()
-
-    def unknown_kid_token(self) -> str:
-        """Signed by the active key under a kid never published: the backend must look it up."""
-        return self.issuer.sign(self.tokens.claims(), kid=f"makrx-contract-unknown-{uuid.uuid4().hex[:12]}")
-
-    def last_jwks_fetch(self) -> float | None:
-        log = self.issuer.fetch_log("jwks")
-        return log[-1].at if log else self.last_load
-
-    def jwks_fetched_since(self, moment: float) -> bool:
-        return any(fetch.at >= moment for fetch in self.issuer.fetch_log("jwks"))
-
-    def get(self, token: str) -> Callable[[], httpx.Response]:
-        return lambda: self.caller.raw(bearer(token))
-
-    def is_accepted(self, response: httpx.Response) -> bool:
-        return accepted(self.caller.op, response)
-
-    def log_tail(self) -> str:
-        return f"Backend log ({self.target.base_url}, last lines):\n{self.target.log_tail(15)}"
-
-    def reset(self) -> None:
-        """Faults off, issuer up, one active key, fetch log cleared (remembering the last JWKS fetch)."""
-        self.last_load = self.last_jwks_fetch()
-        self.issuer.reset()
-
-    def settle(self) -> None:
-        """Wait until a valid token is accepted again (a cached JWKS may lack the key the reset restored)."""
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while True:
-            try:
-                if self.is_accepted(self.caller.raw(bearer(self.token()))):
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() >= deadline:
-                pytest.skip(f"precondition: the second instance does not accept a valid token within "
-                            f"{SETTLE_SECONDS:.0f} s (see AUTH-VALID-TOKEN)")
-            time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_config,
-        makrx_source_addresses: SourceAddresses, protected_operation: Operation) -> Iterator[Lab]:
-    """A second issuer (same realm, own port and fetch log) and a backend instance that trusts it."""
-    client_id = makrx_target_spec.client_id
-    issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
-                    default_audience=client_id).start()
-    try:
-        env = {"KEYCLOAK_URL": issuer.base_url, "KEYCLOAK_ISSUER": issuer.issuer_url}
-        with makrx_launcher.instance(env, name=f"{makrx_target_spec.name}-auth-lab") as target:
-            found = Lab(issuer, target, Caller(target.base_url, protected_operation, makrx_source_addresses),
-                        TokenMaker(issuer, client_id))
-            try:
-                yield found
-            finally:
-                found.caller.close()
-    finally:
-        issuer.stop()
-
-
-@pytest.fixture
-def fresh_lab(trusted: None, valid_token: ValidTokenCheck, lab: Lab) -> Iterator[Lab]:
-    """The lab reset and accepting valid tokens before the test; faults off and issuer up after it."""
-    valid_token.require()
-    lab.reset()
-    lab.settle()
-    try:
-        yield lab
-    finally:
-        lab.issuer.faults.clear()
-        if not lab.issuer.is_up:
-            lab.issuer.come_up()
-
-
-@pytest.mark.contract("AUTH-KEY-ROTATION", level=SHOULD)
-def test_a_rotated_key_is_accepted_without_a_restart(fresh_lab: Lab) -> None:
-    """After Keycloak promotes a new signing key, tokens with its kid are accepted without restarting the
-    backend, before the cached JWKS would expire: an unknown kid triggers a (rate-limited) JWKS refetch.
-
-    CONVENTIONS, Auth: "Prefer JWKS (/protocol/openid-connect/certs) for public key rotation; cache with
-    TTL; select by kid".
-    """
-    lab = fresh_lab
-    lab.issuer.keys.promote()
-    expect_eventually(lab.get(lab.token()), lab.is_accepted, timeout=SETTLE_SECONDS,
-                      title="a token signed by a newly promoted key was refused",
-                      expected=f"2xx within {SETTLE_SECONDS:.0f} s, without a restart (JWKS TTL {TTL} s)")
-    loaded = lab.last_jwks_fetch() or time.time()
-    # That fetch loaded the new key. Until it is TTL old (less a margin for the request's way there),
-    # only a refetch on the unknown kid lets the backend see the next key.
-    lab.issuer.keys.promote()
-    token, cutoff = lab.token(), loaded + TTL - 0.3
-    response: httpx.Response | None = None
-    while time.time() < cutoff:
-        response = lab.caller.send(bearer(token), title="a token with a just-rotated kid", expected="2xx")
-        if lab.is_accepted(response):
-            return
-        time.sleep(0.1)
-    raise violation("a token with a just-rotated kid was refused while the cached JWKS was fresh",
-                    received=f"{response.status_code if response is not None else 'nothing'} for "
-                             f"{cutoff - loaded:.1f} s after the JWKS was fetched (TTL {TTL} s)",
-                    expected="2xx before the cached JWKS expires: refetch the JWKS (rate-limited) when a token "
-                             "names an unknown kid", response=response, details=lab.log_tail())
-
-
-@pytest.mark.contract("AUTH-KEY-RETIRED", level=SHOULD)
-def test_a_retired_keys_tokens_are_refused_after_the_ttl(fresh_lab: Lab) -> None:
-    """Once Keycloak retires (unpublishes) a key, tokens it signed are refused within the JWKS cache TTL
-    the harness set (KEYCLOAK_PK_TTL_SECONDS), without a restart.
-
-    CONVENTIONS, Auth: "Prefer JWKS ... for public key rotation; cache with TTL".
-    """
-    lab = fresh_lab
-    old_token = lab.token()
-    lab.issuer.keys.promote()
-    lab.issuer.keys.retire()
-    expect_eventually(lab.get(old_token), lambda response: response.status_code == 401, timeout=SETTLE_SECONDS,
-                      title="a token signed by a retired key was still accepted",
-                      expected=f"401 within {SETTLE_SECONDS:.0f} s of the key's retirement "
-                               f"(KEYCLOAK_PK_TTL_SECONDS={TTL})")
-
-
-@pytest.mark.contract("AUTH-JWKS-CACHED", level=SHOULD)
-@pytest.mark.parametrize("tokens", ("valid", "unknown-kids"))
-def test_the_jwks_is_cached(fresh_lab: Lab, tokens: str) -> None:
-    """The JWKS is cached: BURST requests with valid tokens cause at most a few JWKS fetches, and so do
-    BURST tokens with unknown kids (the refetch on an unknown kid is rate-limited, not one per request).
-
-    CONVENTIONS, Auth: "Prefer JWKS ...; cache with TTL; select by kid".
-    """
-    lab = fresh_lab
-    lab.issuer.reset_fetches()
-    started = time.monotonic()
-    last: httpx.Response | None = None
-    for _ in range(BURST):
-        token = lab.token() if tokens == "valid" else lab.unknown_kid_token()
-        last = lab.caller.send(bearer(token), title=f"a burst of {tokens} tokens", expected="an answer")
-    fetched = lab.issuer.fetches("jwks")
-    if fetched > MAX_JWKS_FETCHES:
-        raise violation(f"{BURST} requests with {tokens} tokens fetched the JWKS {fetched} times",
-                        received=f"{fetched} JWKS fetches in {time.monotonic() - started:.1f} s",
-                        expected=f"at most {MAX_JWKS_FETCHES}: cache the JWKS for its TTL ({TTL} s here)"
-                                 + ("" if tokens == "valid" else " and rate-limit refetches for unknown kids"),
-                        response=last, details=lab.log_tail())
-
-
-_FAULTS: dict[str, tuple[str, Callable[[Issuer], None]]] = {
-    "status-500": ("answers 500", lambda issuer: issuer.faults.jwks_status(500)),
-    "slow": (f"answers after {HANG_SECONDS + 5:.0f} s", lambda issuer: issuer.faults.jwks_delay(HANG_SECONDS + 5)),
-    "garbage": ("answers 200 with a truncated body", lambda issuer: issuer.faults.jwks_garbage("truncated")),
-    "issuer-down": ("is unreachable (port closed)", lambda issuer: issuer.go_down()),
-}
-
-
-@pytest.mark.contract("AUTH-JWKS-UNAVAILABLE", level=MUST)
-@pytest.mark.parametrize("fault", _FAULTS)
-def test_keycloak_trouble_is_401_or_503(fresh_lab: Lab, fault: str) -> None:
-    """While the JWKS endpoint fails — 500, slower than any sane timeout, garbage, or Keycloak's port
-    closed — requests the backend must verify (a fresh unknown kid, a valid token once the cached JWKS
-    expires) answer 401 or 503 (a valid token may still pass on cached keys): never 500, never a hang.
-    Once Keycloak is back, valid tokens are accepted again without a restart.
-
-    CONVENTIONS, Auth (JWKS) and Error Handling (structured responses); RFC 9110 §15.6.4 (503).
-    """
-    lab = fresh_lab
-    what, apply = _FAULTS[fault]
-    valid = lab.token()
-    loaded = lab.last_jwks_fetch() or time.time()
-    started = time.time()
-    # The backend tries the JWKS at once for an unknown kid (after its refetch cooldown), at the latest
-    # when its cached copy expires; watch until it did (a fetch seen, or a 503), then one more round.
-    deadline = max(started + 1.5, loaded + TTL + 0.5)
-    apply(lab.issuer)
-    try:
-        tried = False
-        while True:
-            for token, kind in ((lab.unknown_kid_token(), "an unknown kid"), (valid, "a valid token")):
-                response = lab.caller.send(bearer(token), title=f"while the JWKS {what}, a request with {kind}",
-                                           expected="401 or 503", details=lab.log_tail())
-                status = response.status_code
-                ok = status in (401, 503) or (kind == "a valid token" and lab.is_accepted(response))
-                if not ok:
-                    raise violation(f"while the JWKS {what}, a request with {kind} answered {status}",
-                                    received=str(status),
-                                    expected="401 or 503" + (" (or 2xx on cached keys)" if kind == "a valid token"
-                                                             else ""),
-                                    response=response, details=lab.log_tail())
-                tried_now = status == 503
-            if tried or time.time() >= deadline:
-                break
-            tried = tried_now or lab.jwks_fetched_since(started)
-            time.sleep(0.1)
-    finally:
-        lab.issuer.faults.clear()
-        if not lab.issuer.is_up:
-            lab.issuer.come_up()
-    expect_eventually(lab.get(lab.token()), lab.is_accepted, timeout=SETTLE_SECONDS,
-                      title=f"after the JWKS {what} and recovered, valid tokens were still refused",
-                      expected=f"2xx again within {SETTLE_SECONDS:.0f} s, without a restart")

@@ -22,7 +22,7 @@ import pytest
 
 from harness.client import ContractClient
 from harness.config import MakrxConfig
-from harness.contract import MUST, SHOULD, expect, violation
+from harness.contract import MUST, SHOULD, expect
 from harness.ports import SourceAddresses
 from harness.provoke import HEALTH_PATHS, Provoker
 from harness.target.launcher import RunningTarget, TargetLauncher

@@ -106,25 +106,46 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              ids=[spec.display for spec in specs])
 
 
+# Modules whose contracts wait on the conventions' timers (JWKS TTL, refetch cooldowns, Redis recovery):
+# the longest scopes under -n (bench/bench_gate.py), handed out first so none of them starts last.
+_LONG_MODULES = ("test_auth_keys.py", "test_rate_limit.py", "test_auth.py")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Several targets under `-n` (default `--dist load`): each target's contracts go to one worker, so
-    every backend boots once, not once per worker. (xdist's own `loadgroup` relies on rewriting node
-    ids, which pytest 9.2 no longer allows.)"""
+    """Contracts under `-n` (default `--dist load`). One target: its modules are spread over the workers,
+    longest first, each whole on one worker (so a module's extra backend instances boot once). Several
+    targets: each target's contracts go to one worker, so every backend boots once, not once per worker.
+    (xdist's own `loadgroup` relies on rewriting node ids, which pytest 9.2 no longer allows.)"""
     specs = config.stash.get(_specs_key, [])
-    if len(specs) < 2 or config.getvalue("dist") != "load":
+    if not specs or config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     labels = sorted((spec.display for spec in specs), key=len, reverse=True)
 
-    class PerTargetScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            params = nodeid.partition("[")[2]  # the target's id leads the parametrisation ids
-            return next((label for label in labels if params == f"{label}]" or params.startswith(f"{label}-")),
-                        nodeid)
+    def target_of(nodeid: str) -> str:
+        params = nodeid.partition("[")[2]  # the target's id leads the parametrisation ids
+        return next((label for label in labels if params == f"{label}]" or params.startswith(f"{label}-")),
+                    nodeid)
 
-    return PerTargetScheduling(config, log)
+    def module_of(nodeid: str) -> str:
+        return nodeid.partition("::")[0]
+
+    def length(scope: str) -> int:
+        name = scope.rpartition("/")[2]
+        return len(_LONG_MODULES) - _LONG_MODULES.index(name) if name in _LONG_MODULES else 0
+
+    class ContractScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return module_of(nodeid) if len(specs) == 1 else target_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            longest = max(self.workqueue, key=length)
+            self.workqueue.move_to_end(longest, last=False)
+            super()._assign_work_unit(node)
+
+    return ContractScheduling(config, log)
 
 
 def _spec_of(item: pytest.Item) -> TargetSpec | None:

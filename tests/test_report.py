@@ -130,6 +130,24 @@ def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Pat
     assert results[("reference", "CORS-LOCAL-DEFAULT")] == "passed"
 
 
+def test_one_target_under_xdist_spreads_its_modules_each_on_one_worker(tmp_path: Path) -> None:
+    report = tmp_path / "gate.json"
+    done = run("--makrx-target=reference", "-n", "2", "-vv", "--makrx-services=embedded", "-m", "cors or prefix",
+               f"--makrx-report={report}")
+    assert done.returncode == 0, done.stdout[-3000:]
+    workers: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        match = re.match(r"\[(gw\d+)\].*PASSED (contracts/test_\w+\.py)::", line)
+        if match:
+            workers.setdefault(match.group(2), set()).add(match.group(1))
+    assert set(workers) == {"contracts/test_cors.py", "contracts/test_prefix.py"}, done.stdout[-3000:]
+    assert all(len(seen) == 1 for seen in workers.values()), workers  # a module's instances boot once
+    assert set().union(*workers.values()) == {"gw0", "gw1"}, workers  # and the modules run side by side
+    contracts = json.loads(report.read_text())["contracts"]
+    assert {c["contract"] for c in contracts} >= {"CORS-LOCAL-DEFAULT", "PREFIX-API"}
+    assert all(c["result"] == "passed" for c in contracts)
+
+
 def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import ClassVar, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import psycopg
 import redis
@@ -18,6 +19,24 @@ __all__ = ["ExternalPostgres", "ExternalRedis", "CHECK_TIMEOUT", "DATABASE_URL_O
 CHECK_TIMEOUT = 3  # seconds a given URL has to answer before the run gives up on it
 DATABASE_URL_OPTION = "--makrx-database-url (env MAKRX_DATABASE_URL)"
 REDIS_URL_OPTION = "--makrx-redis-url (env MAKRX_REDIS_URL)"
+# A run owns one database of a shared Redis while this key, in that database, holds its id. The lease
+# outlives any run (each flush renews it); a killed run's claim lapses by itself.
+CLAIM_KEY = "makrx-contracts:run"
+CLAIM_LEASE_SECONDS = 3600
+_DEFAULT_DATABASES = 16  # Redis's default, when CONFIG GET is not allowed (managed servers)
+# Atomic, so two runs starting together cannot take the same database. Only the database the user named
+# may hold data already; any other must be empty, so nothing of someone else's is ever flushed.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[3] == '0' and redis.call('DBSIZE') > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('FLUSHDB')
+return 1
+"""
 
 
 def _not_owned(service: str, url: str, action: str) -> NoReturn:
@@ -95,8 +114,21 @@ class ExternalPostgres(PostgresService):
         """Nothing to stop: the server belongs to the user."""
 
 
+def _with_db(url: str, db: int) -> str:
+    """``url`` pointing at database ``db`` (the path for redis://, the ``db`` parameter for unix://)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"] + [("db", str(db))]
+        return parts._replace(query=urlencode(query)).geturl()
+    return parts._replace(path=f"/{db}").geturl()
+
+
 class ExternalRedis(RedisService):
-    """A Redis reached through a URL the user gave; checked to answer PING within ``CHECK_TIMEOUT``."""
+    """A Redis reached through a URL the user gave; checked to answer PING within ``CHECK_TIMEOUT``.
+
+    Runs sharing the server must not share rate-limit counters or flush each other's: each claims a
+    database of its own (the URL's if free, else the next empty one) and ``url`` points at it.
+    """
 
     provider: ClassVar[str] = "external"
     owns_process: ClassVar[bool] = False
@@ -107,7 +139,7 @@ class ExternalRedis(RedisService):
                 f"{REDIS_URL_OPTION} is not a Redis URL: {redacted(url)!r}",
                 fix="pass redis://[:PASSWORD@]HOST:PORT/DB",
             )
-        self.url = url
+        self.url = self.given_url = url
         try:
             pool = redis.ConnectionPool.from_url(url)
         except ValueError as exc:
@@ -117,21 +149,53 @@ class ExternalRedis(RedisService):
         pool.disconnect()
         self.host = str(kwargs.get("host") or kwargs.get("path") or "localhost")
         self.port = int(kwargs.get("port") or 6379)
+        self.given_db = int(kwargs.get("db") or 0)
+        self.run_id = uuid.uuid4().hex
         try:
             with self.client(socket_connect_timeout=timeout, socket_timeout=timeout) as client:
                 client.ping()
+                databases = self._databases(client)
         except redis.RedisError as exc:
             raise ServiceError(
                 f"the Redis at {redacted(url)} (from {REDIS_URL_OPTION}) does not answer PING",
                 fix="start it or correct the URL, or leave the option out so the harness starts its own Redis",
                 details=str(exc).strip(),
             ) from exc
+        self.db = self._claim(databases)
+        self.url = _with_db(url, self.db)
+
+    @staticmethod
+    def _databases(client: redis.Redis) -> int:
+        try:
+            return int(client.config_get("databases").get("databases", _DEFAULT_DATABASES))
+        except (redis.ResponseError, ValueError):
+            return _DEFAULT_DATABASES
+
+    def _claim(self, databases: int) -> int:
+        order = [self.given_db] + [db for db in range(databases) if db != self.given_db]
+        try:
+            for db in order:
+                with redis.Redis.from_url(_with_db(self.given_url, db), socket_connect_timeout=CHECK_TIMEOUT,
+                                          socket_timeout=CHECK_TIMEOUT) as client:
+                    if client.eval(_CLAIM, 1, CLAIM_KEY, self.run_id, CLAIM_LEASE_SECONDS,
+                                   int(db == self.given_db)):
+                        return db
+        except redis.RedisError as exc:
+            raise ServiceError(f"could not claim a database of the Redis at {redacted(self.given_url)}",
+                               fix="the harness needs EVAL, SET and FLUSHDB on that server",
+                               details=str(exc).strip()) from exc
+        raise ServiceError(
+            f"no free database on the Redis at {redacted(self.given_url)}: database {self.given_db} and every "
+            f"empty one of its {databases} are claimed by other makrx-contracts runs (key {CLAIM_KEY})",
+            fix="wait for those runs to end, point --makrx-redis-url at another Redis, or delete the "
+            f"{CLAIM_KEY} key of a run that was killed (it lapses by itself after {CLAIM_LEASE_SECONDS} s)",
+        )
 
     def flushall(self) -> None:
-        """Empty the URL's database only (FLUSHDB): a shared server's other databases are left alone."""
+        """Empty this run's database only (FLUSHDB), keeping its claim: other databases are left alone."""
         try:
-            with self.client() as client:
-                client.flushdb()
+            with self.client() as client, client.pipeline(transaction=True) as pipe:
+                pipe.flushdb().set(CLAIM_KEY, self.run_id, ex=CLAIM_LEASE_SECONDS).execute()
         except redis.RedisError as exc:
             raise ServiceError(f"could not flush Redis at {redacted(self.url)}", details=str(exc)) from exc
 
@@ -148,4 +212,10 @@ class ExternalRedis(RedisService):
         _not_owned("Redis", self.url, "unpause")
 
     def close(self) -> None:
-        """Nothing to stop: the server belongs to the user."""
+        """Give the claimed database back, emptied; the server belongs to the user and keeps running.
+        Safe to call twice; if the server is gone by now, the claim lapses by itself."""
+        try:
+            with self.client() as client:
+                client.eval(_RELEASE, 1, CLAIM_KEY, self.run_id)
+        except redis.RedisError:
+            pass
