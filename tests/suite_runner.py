@@ -7,6 +7,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +57,14 @@ def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 3
             else:
                 outcomes[cid].add("passed")
     return SuiteResult(done.returncode, dict(outcomes), done.stdout[-6000:] + done.stderr[-3000:])
+
+
+@contextmanager
+def killed_on_exit(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """A suite run under test: whatever the test asserts or raises, the run does not outlive it."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

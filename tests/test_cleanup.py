@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.suite_runner import REPO
+from tests.suite_runner import REPO, killed_on_exit
 from tests.variants import load_variants
 
 
@@ -92,30 +92,20 @@ def assert_nothing_left(root: Path, started: list[psutil.Process]) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_leaves_nothing(run_root: Path, sig: signal.Signals) -> None:
-    proc = start("reference", run_root)
-    try:
+    with killed_on_exit(start("reference", run_root)) as proc:
         started = wait_until_backend_runs(run_root, proc)
         assert any("uvicorn" in p.info["cmdline"] for p in started)
         assert any("postgres" in p.info["cmdline"] for p in started)
         proc.send_signal(sig)
         proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode != 0
     assert_nothing_left(run_root, started)
 
 
 def run_to_end(target: str | Path, root: Path) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
-    proc = start(target, root)
-    try:
+    with killed_on_exit(start(target, root)) as proc:
         started = wait_until_backend_runs(root, proc)
         proc.wait(120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     return proc, started
 
 
@@ -135,13 +125,8 @@ def test_a_passing_run_leaves_nothing(run_root: Path) -> None:
 def test_a_killed_run_leaves_nothing_for_long(run_root: Path) -> None:
     """SIGKILL runs no cleanup: servers die with their parent (PR_SET_PDEATHSIG) and the watchdog
     removes the temp dir."""
-    proc = start("reference", run_root)
-    try:
+    with killed_on_exit(start("reference", run_root)) as proc:
         started = wait_until_backend_runs(run_root, proc)
         proc.kill()
         proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert_nothing_left(run_root, started)

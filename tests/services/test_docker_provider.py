@@ -31,7 +31,7 @@ from harness.services.docker import (
     DockerRedis,
 )
 
-from ..suite_runner import REPO
+from ..suite_runner import REPO, killed_on_exit
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
@@ -253,10 +253,10 @@ def _containers_of(pid: int) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_removes_its_containers(sig: signal.Signals, tmp_path: Path) -> None:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "MAKRX_TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "--makrx-target=reference",
-                             "--makrx-services=docker", "-q", "-p", "no:cacheprovider"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "--makrx-target=reference",
+                            "--makrx-services=docker", "-q", "-p", "no:cacheprovider"],
+                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with killed_on_exit(run) as proc:
         deadline = time.monotonic() + 60
         while len(_containers_of(proc.pid)) < 2 and time.monotonic() < deadline:
             assert proc.poll() is None, "the run ended before its containers were up"
@@ -264,10 +264,6 @@ def test_an_interrupted_run_removes_its_containers(sig: signal.Signals, tmp_path
         assert len(_containers_of(proc.pid)) == 2
         proc.send_signal(sig)
         proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode != 0
     deadline = time.monotonic() + 10
     while _containers_of(proc.pid) and time.monotonic() < deadline:
