@@ -86,20 +86,27 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_config,
-        makrx_source_addresses: SourceAddresses, protected_operation: Operation) -> Iterator[Lab]:
+        makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest) -> Iterator[Lab]:
     """A second issuer (same realm, own port and fetch log) and a backend instance that trusts it."""
     client_id = makrx_target_spec.client_id
     issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
                     default_audience=client_id).start()
     try:
         env = {"KEYCLOAK_URL": issuer.base_url, "KEYCLOAK_ISSUER": issuer.issuer_url}
-        with makrx_launcher.instance(env, name=f"{makrx_target_spec.name}-auth-lab") as target:
-            found = Lab(issuer, target, Caller(target.base_url, protected_operation, makrx_source_addresses),
+        target = makrx_launcher.spawn(env, name=f"{makrx_target_spec.name}-auth-lab")
+        try:
+            # Found in the session backend's OpenAPI document: when this module comes first (it does
+            # under -n), that backend boots now, beside this instance rather than before it.
+            operation: Operation = request.getfixturevalue("protected_operation")
+            makrx_launcher.ready(target)
+            found = Lab(issuer, target, Caller(target.base_url, operation, makrx_source_addresses),
                         TokenMaker(issuer, client_id))
             try:
                 yield found
             finally:
                 found.caller.close()
+        finally:
+            makrx_launcher.stop(target)
     finally:
         issuer.stop()
 

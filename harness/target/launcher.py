@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .. import timings
 from ..errors import TargetError
 from ..ports import free_port
 from ..process import ManagedProcess, tail
-from .. import timings
 from ..waiting import wait_for
 from .resolve import TargetSpec
 
@@ -108,6 +108,7 @@ class TargetLauncher:
         self._instances: list[RunningTarget] = []
         self._database_url: str | None = None
         self._count = 0
+        self._migration: MigrationResult | None = None
 
     def _interpreter(self, python: str | None) -> str:
         """The backend's own interpreter (its venv), which must have uvicorn; default: the suite's."""
@@ -184,8 +185,10 @@ class TargetLauncher:
         except subprocess.TimeoutExpired:
             return MigrationResult(shlex.join(argv), -1, "alembic upgrade head did not finish within 120 s")
 
-    def launch(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
-        """Start one instance; ``env`` overrides the base environment (None removes a variable)."""
+    def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
+        """Start one instance without waiting for it to answer (``ready()`` waits), so a fixture can boot
+        it beside another; ``env`` overrides the base environment (None removes a variable). The first
+        instance runs the migrations before it starts."""
         self._count += 1
         label = name or f"{self.spec.name}-{self._count}"
         port = free_port()
@@ -195,23 +198,37 @@ class TargetLauncher:
                 full_env.pop(key, None)
             else:
                 full_env[key] = value
-        migration = None
         if self._count == 1:
             with timings.phase("backend migrations"):
-                migration = self.migrate(full_env)
+                self._migration = self.migrate(full_env)
         log_path = self.workdir / "logs" / f"{label}.log"
         with timings.phase("backend boot"):
             process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.cwd,
                                      name=label)
-            target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env,
-                                   process=process, log_path=log_path, migration=migration)
-            self._instances.append(target)
+        target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env,
+                               process=process, log_path=log_path, migration=self._migration)
+        self._instances.append(target)
+        return target
+
+    def ready(self, target: RunningTarget) -> RunningTarget:
+        """Wait until a spawned instance answers HTTP; if it does not, stop it and raise TargetError."""
+        with timings.phase("backend boot"):
             try:
                 self._wait_ready(target)
             except BaseException:
                 target.stop()
                 raise
         return target
+
+    def launch(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
+        """Start one instance and wait until it answers (``spawn()`` + ``ready()``)."""
+        return self.ready(self.spawn(env, name=name))
+
+    def stop(self, target: RunningTarget) -> None:
+        """Stop one instance before the launcher closes."""
+        target.stop()
+        if target in self._instances:
+            self._instances.remove(target)
 
     @contextmanager
     def instance(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None
@@ -221,8 +238,7 @@ class TargetLauncher:
         try:
             yield target
         finally:
-            target.stop()
-            self._instances.remove(target)
+            self.stop(target)
 
     def _wait_ready(self, target: RunningTarget) -> None:
         process = target.process
