@@ -84,7 +84,7 @@ def engine_problem() -> str | None:
         import docker
         import testcontainers  # noqa: F401  (the provider needs it; say so here, not mid-start)
     except ImportError as exc:
-        return f"the Python package {exc.name!r} is not installed (pip install testcontainers)"
+        return f"the Python package {exc.name!r} is not installed (pip install 'makrx-contracts[docker]')"
     try:
         client = docker.from_env(timeout=_PING_TIMEOUT)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from harness.services.embedded import EmbeddedPostgres, EmbeddedProvider
 from .conftest import process_tree, running_as_root
 
 NO_ENGINE = "no Docker engine (hidden by this test module)"
+real_engine_problem = docker_provider.engine_problem  # before _no_docker replaces it
 
 
 @pytest.fixture(autouse=True)
@@ -196,3 +198,17 @@ def test_close_stops_everything(workdir: Path, services_cache: Path) -> None:
     for service in (services.postgres, services.redis):
         with pytest.raises(ServiceError, match="closed"):
             service.start()
+
+
+def test_without_the_docker_extra_the_reason_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    socket = tmp_path / "docker.sock"
+    socket.touch()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
+    monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if the extra were not installed
+    real_engine_problem.cache_clear()
+    try:
+        assert real_engine_problem() == ("the Python package 'testcontainers' is not installed "
+                                         "(pip install 'makrx-contracts[docker]')")
+    finally:
+        real_engine_problem.cache_clear()
