@@ -115,12 +115,13 @@ class ExternalPostgres(PostgresService):
 
 
 def _with_db(url: str, db: int) -> str:
-    """``url`` pointing at database ``db`` (the path for redis://, the ``db`` parameter for unix://)."""
+    """``url`` pointing at database ``db``: the path for redis://, the ``db`` parameter for unix://. A
+    ``db`` parameter is dropped from redis:// URLs, where redis-py would let it win over the path."""
     parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"]
     if parts.scheme == "unix":
-        query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"] + [("db", str(db))]
-        return parts._replace(query=urlencode(query)).geturl()
-    return parts._replace(path=f"/{db}").geturl()
+        return parts._replace(query=urlencode([*query, ("db", str(db))])).geturl()
+    return parts._replace(path=f"/{db}", query=urlencode(query)).geturl()
 
 
 class ExternalRedis(RedisService):

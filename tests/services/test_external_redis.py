@@ -45,6 +45,21 @@ def test_two_runs_on_one_url_get_separate_databases(embedded_redis: EmbeddedRedi
         again.close()  # twice is harmless
 
 
+def test_a_database_given_as_a_query_parameter_is_claimed_the_same_way(embedded_redis: EmbeddedRedis) -> None:
+    given = f"redis://127.0.0.1:{embedded_redis.port}?db=3"
+    first, second = ExternalRedis(given), ExternalRedis(given)
+    try:
+        assert (first.db, second.db) == (3, 0)
+        for claim in (first, second):
+            with claim.client() as client:
+                client.set("mine", claim.run_id)
+            with _db(embedded_redis, claim.db) as client:
+                assert client.get("mine") == claim.run_id.encode()  # its URL reaches the claimed database
+    finally:
+        first.close()
+        second.close()
+
+
 def test_only_the_given_database_may_hold_data_already(embedded_redis: EmbeddedRedis) -> None:
     with _db(embedded_redis, 1) as client:
         client.set("someone-elses", "data")
