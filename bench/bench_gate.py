@@ -58,17 +58,13 @@ def timed_run(env: dict[str, str], *extra: str) -> dict[str, float]:
             "services": spent.get("services", {}).get("total_s", 0.0), "issuer": spent.get("issuer", {}).get("total_s", 0.0)}
 
 
-def wall_row(label: str, runs: list[dict[str, float]]) -> str:
-    return f"{label:<20} wall {statistics.median(run['wall'] for run in runs):6.2f} s" \
-           f"   walls {[round(run['wall'], 1) for run in runs]}"
-
-
-def row(label: str, runs: list[dict[str, float]]) -> str:
+def row(label: str, runs: list[dict[str, float]], *, parts: bool = True) -> str:
+    """Medians of ``runs``; with ``parts``, the wall split into backend, contracts, requests, overhead."""
     med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-    return (f"{label:<20} wall {med['wall']:6.2f} s = backend {med['backend']:5.2f} + contracts {med['contracts']:5.2f}"
-            f" + fixture requests {med['requests']:5.2f} + overhead {med['overhead']:5.2f}"
-            f" (services {med['services']:.2f}, issuer {med['issuer']:.3f})"
-            f"   walls {[round(run['wall'], 1) for run in runs]}")
+    split = (f" = backend {med['backend']:5.2f} + contracts {med['contracts']:5.2f}"
+             f" + fixture requests {med['requests']:5.2f} + overhead {med['overhead']:5.2f}"
+             f" (services {med['services']:.2f}, issuer {med['issuer']:.3f})") if parts else ""
+    return f"{label:<20} wall {med['wall']:6.2f} s{split}   walls {[round(run['wall'], 1) for run in runs]}"
 
 
 def main() -> None:
@@ -96,8 +92,8 @@ def main() -> None:
     print(f"command: {' '.join(COMMAND[2:])}   runs: {args.runs} per mode (medians)")
     print(row("cold (empty cache)", cold))
     print(row("warm (cached)", warm))
-    print(wall_row(f"cold, -n {args.workers}", cold_n))
-    print(wall_row(f"warm, -n {args.workers}", warm_n))
+    print(row(f"cold, -n {args.workers}", cold_n, parts=False))
+    print(row(f"warm, -n {args.workers}", warm_n, parts=False))
 
     def ratio(slow: list[dict[str, float]], fast: list[dict[str, float]]) -> float:
         return statistics.median(r["wall"] for r in slow) / statistics.median(r["wall"] for r in fast)

@@ -4,7 +4,6 @@ no backend, postgres or redis-server process and no temp dir."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.scratch import enterable_dir
 from tests.suite_runner import REPO, killed_on_exit
 from tests.variants import load_variants
 
@@ -23,10 +23,8 @@ from tests.variants import load_variants
 @pytest.fixture
 def run_root() -> Iterator[Path]:
     """A traversable dir (servers may run as `nobody`) that holds this run's MAKRX_TMPDIR."""
-    root = Path(tempfile.mkdtemp(prefix="cleanup-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
-    root.chmod(0o755)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    with enterable_dir("cleanup-", on_shm=True) as root:
+        yield root
 
 
 def start(target: str | Path, root: Path) -> subprocess.Popen[bytes]:

@@ -3,12 +3,11 @@ Redis and database, so both pass (the detection catalogue under `-n 2` does this
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.services import provide_services
+from tests.scratch import enterable_dir
 from tests.suite_runner import run_suite
 
 # The areas that share most state: rate-limit counters in Redis, fault injection on Postgres and Redis.
@@ -30,22 +29,20 @@ def test_two_runs_at_once_both_pass(tmp_path: Path) -> None:
 def test_two_runs_sharing_one_external_redis_and_postgres_both_pass(tmp_path: Path) -> None:
     """The user's own servers (--makrx-redis-url / --makrx-database-url) shared by two runs at once: each
     run claims its own Redis database, so neither counts the other's requests nor flushes its counters."""
-    workdir = Path(tempfile.mkdtemp(prefix="makrx-test-shared-"))
-    workdir.chmod(0o755)  # under root the embedded servers run as nobody, who cannot enter tmp_path
-    servers = provide_services("embedded", workdir=workdir)
-    try:
-        urls = (f"--makrx-redis-url={servers.redis.url}", f"--makrx-database-url={servers.postgres.url}",
-                "--makrx-services=external")
-        dirs = [tmp_path / "one", tmp_path / "two"]
-        for path in dirs:
-            path.mkdir()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda path: run_suite("reference", path, "-m", "ratelimit", *urls), dirs))
-        for result in results:
-            assert result.returncode == 0, result.output
-            assert {"RATE-LIMIT", "RATE-SHARED", "RATE-HEADERS"} <= result.ids_with("passed"), result.output
-        with servers.redis.client() as client:
-            assert client.dbsize() == 0  # both runs gave their databases back, emptied
-    finally:
-        servers.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with enterable_dir("makrx-test-shared-") as workdir:
+        servers = provide_services("embedded", workdir=workdir)
+        try:
+            urls = (f"--makrx-redis-url={servers.redis.url}", f"--makrx-database-url={servers.postgres.url}",
+                    "--makrx-services=external")
+            dirs = [tmp_path / "one", tmp_path / "two"]
+            for path in dirs:
+                path.mkdir()
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = list(pool.map(lambda path: run_suite("reference", path, "-m", "ratelimit", *urls), dirs))
+            for result in results:
+                assert result.returncode == 0, result.output
+                assert {"RATE-LIMIT", "RATE-SHARED", "RATE-HEADERS"} <= result.ids_with("passed"), result.output
+            with servers.redis.client() as client:
+                assert client.info("keyspace") == {}  # both runs gave their databases back, emptied
+        finally:
+            servers.close()

@@ -111,18 +111,23 @@ def test_several_targets_give_one_matrix_and_a_dead_one_is_one_line(tmp_path: Pa
     assert "| deadapp | CORS |" not in markdown  # one line for it, not a wall of rows
 
 
+def workers_by(stdout: str, what: str) -> dict[str, set[str]]:
+    """From `-vv` xdist output: the workers (gw0, gw1...) that ran each value of ``what``'s group."""
+    workers: dict[str, set[str]] = {}
+    for line in stdout.splitlines():
+        match = re.match(rf"\[(gw\d+)\].*{what}", line)
+        if match:
+            workers.setdefault(match.group(2), set()).add(match.group(1))
+    return workers
+
+
 def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Path) -> None:
     broken = variant("CORS-LOCAL-DEFAULT", tmp_path)
     report = tmp_path / "matrix.json"
     done = run("--makrx-target=reference", f"--makrx-target={broken}", "-n", "2", "-vv", "--makrx-services=embedded",
                f"--makrx-report={report}", *FAST)
     assert done.returncode == 1, done.stdout[-3000:]
-    workers: dict[str, set[str]] = {}
-    for line in done.stdout.splitlines():
-        match = re.match(r"\[(gw\d+)\].*(PASSED|FAILED|SKIPPED) \S+\[(reference|cors-no-local-default/reference_app)\b",
-                         line)
-        if match:
-            workers.setdefault(match.group(3), set()).add(match.group(1))
+    workers = workers_by(done.stdout, r"(?:PASSED|FAILED|SKIPPED) \S+\[(reference|cors-no-local-default/reference_app)\b")
     assert set(workers) == {"reference", "cors-no-local-default/reference_app"}, done.stdout[-3000:]
     assert all(len(seen) == 1 for seen in workers.values()), workers  # one backend per target, not per worker
     results = {(c["target"], c["contract"]): c["result"] for c in json.loads(report.read_text())["contracts"]}
@@ -135,11 +140,7 @@ def test_one_target_under_xdist_spreads_its_modules_each_on_one_worker(tmp_path:
     done = run("--makrx-target=reference", "-n", "2", "-vv", "--makrx-services=embedded", "-m", "cors or prefix",
                f"--makrx-report={report}")
     assert done.returncode == 0, done.stdout[-3000:]
-    workers: dict[str, set[str]] = {}
-    for line in done.stdout.splitlines():
-        match = re.match(r"\[(gw\d+)\].*PASSED (contracts/test_\w+\.py)::", line)
-        if match:
-            workers.setdefault(match.group(2), set()).add(match.group(1))
+    workers = workers_by(done.stdout, r"PASSED (contracts/test_\w+\.py)::")
     assert set(workers) == {"contracts/test_cors.py", "contracts/test_prefix.py"}, done.stdout[-3000:]
     assert all(len(seen) == 1 for seen in workers.values()), workers  # a module's instances boot once
     assert set().union(*workers.values()) == {"gw0", "gw1"}, workers  # and the modules run side by side

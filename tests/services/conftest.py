@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,40 +12,26 @@ import pytest
 from harness.services import Services, provide_services
 from harness.services.embedded import EmbeddedPostgres, EmbeddedRedis
 
-
-def _world_enterable_tempdir(prefix: str) -> Path:
-    # Under root the servers run as `nobody`, who must enter the directory; pytest's tmp_path is 0700.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    path.chmod(0o755)
-    return path
+from ..scratch import enterable_dir
 
 
 @pytest.fixture(scope="session")
 def services_cache() -> Iterator[Path]:
     """A cache dir of this session only, so tests see a cold start first and leave the real cache alone."""
-    path = _world_enterable_tempdir("makrx-test-cache-")
-    try:
+    with enterable_dir("makrx-test-cache-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
-    path = _world_enterable_tempdir("makrx-test-services-")
-    try:
+    with enterable_dir("makrx-test-services-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def _module_workdir() -> Iterator[Path]:
-    path = _world_enterable_tempdir("makrx-test-services-")
-    try:
+    with enterable_dir("makrx-test-services-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
