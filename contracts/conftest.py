@@ -1,5 +1,5 @@
 """Fixtures shared by the contract modules: the OpenAPI document and provoked responses, once per session;
-callers of the protected operation for the AUTH modules."""
+callers of the protected operation and the JWKS lab for the AUTH modules."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import httpx
 import pytest
 
 from harness.client import ContractClient
+from harness.issuer import Issuer
 from harness.issuer.fixtures import TokenMaker
 from harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from harness.ports import SourceAddresses
 from harness.provoke import Provoker, database_outage
-from harness.target.launcher import RunningTarget
+from harness.target.launcher import RunningTarget, TargetLauncher
 from harness.target.resolve import TargetSpec
 
 from .bearer import Caller, ValidTokenCheck
+from .lab import Lab
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +128,44 @@ def trusted(makrx_target_spec: TargetSpec) -> None:
     if makrx_target_spec.is_url:
         pytest.skip(f"needs the harness's issuer: {makrx_target_spec.url} was started by someone else and does "
                     "not trust the tokens the harness mints")
+
+
+@pytest.fixture(scope="module")
+def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_config,
+        makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A second issuer (same realm, own port and fetch log) and a backend instance that trusts it."""
+    client_id = makrx_target_spec.client_id
+    issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
+                    default_audience=client_id).start()
+    try:
+        env = {"KEYCLOAK_URL": issuer.base_url, "KEYCLOAK_ISSUER": issuer.issuer_url}
+        target = makrx_launcher.spawn(env, name=f"{makrx_target_spec.name}-auth-lab")
+        try:
+            # Found in the session backend's OpenAPI document: when this module comes first (it does
+            # under -n), that backend boots now, beside this instance rather than before it.
+            operation: Operation = request.getfixturevalue("protected_operation")
+            makrx_launcher.ready(target)
+            found = Lab(issuer, target, Caller(target.base_url, operation, makrx_source_addresses),
+                        TokenMaker(issuer, client_id))
+            try:
+                yield found
+            finally:
+                found.caller.close()
+        finally:
+            makrx_launcher.stop(target)
+    finally:
+        issuer.stop()
+
+
+@pytest.fixture
+def fresh_lab(trusted: None, valid_token: ValidTokenCheck, lab: Lab) -> Iterator[Lab]:
+    """The lab reset and accepting valid tokens before the test; faults off and issuer up after it."""
+    valid_token.require()
+    lab.reset()
+    lab.settle()
+    try:
+        yield lab
+    finally:
+        lab.issuer.faults.clear()
+        if not lab.issuer.is_up:
+            lab.issuer.come_up()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import configparser
 import re
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -146,18 +145,15 @@ def test_alembic_upgrade_head_succeeds(backend_dir: Path, makrx_launcher: Target
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
     url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
     env = makrx_launcher.base_env(0) | {"DATABASE_URL": url}
-    argv = [makrx_launcher.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
     try:
-        done = subprocess.run(argv, cwd=makrx_launcher.cwd, env=env, capture_output=True, text=True,
-                              timeout=120)
-    except subprocess.TimeoutExpired:
-        raise violation("alembic upgrade head hung", received="no exit after 120 s", expected="exit 0") from None
+        done = makrx_launcher.upgrade_head(ini, env)
     finally:
         makrx_services.postgres.drop_database(url.rsplit("/", 1)[1])
-    expect(done.returncode == 0, "alembic upgrade head failed on a fresh database",
-           received=f"exit {done.returncode}: " + (done.stderr or done.stdout).strip().splitlines()[-1:][0][:300]
-           if (done.stderr or done.stdout).strip() else f"exit {done.returncode}",
-           expected="exit 0")
+    if done.hung:
+        raise violation("alembic upgrade head hung", received=done.output, expected="exit 0")
+    last = done.output.strip().splitlines()[-1:]
+    expect(done.ok, "alembic upgrade head failed on a fresh database",
+           received=f"exit {done.returncode}" + (f": {last[0][:300]}" if last else ""), expected="exit 0")
 
 
 def _absolute_self_imports(backend_dir: Path, package: str) -> list[str]:

@@ -28,6 +28,7 @@ from .report import WAIVED, WARNED, Scorecard
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
 from .target.settings import Waiver
+from .target.shared_forks import SharedForkServers
 from .watchdog import start_watchdog
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
@@ -36,6 +37,7 @@ _specs_key = pytest.StashKey[list[TargetSpec]]()
 _targets_key = pytest.StashKey[dict[str, RunningTarget]]()
 _boot_errors_key = pytest.StashKey[dict[str, str]]()
 _scorecard_key = pytest.StashKey[Scorecard]()
+_fork_servers_key = pytest.StashKey[SharedForkServers]()
 
 
 class MakrxShouldWarning(UserWarning):
@@ -108,7 +110,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # Modules whose contracts wait on the conventions' timers (JWKS TTL, refetch cooldowns, Redis recovery):
 # the longest scopes under -n (bench/bench_gate.py), handed out first so none of them starts last.
-_LONG_MODULES = ("test_auth_keys.py", "test_rate_limit.py", "test_auth.py")
+_LONG_MODULES = ("test_rate_limit.py", "test_auth_jwks_outage.py", "test_auth_keys.py", "test_auth.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto` for a contract run. A worker mostly waits — on its backend's answers and on the
+    conventions' timers (JWKS TTL, cooldowns, Redis recovery) — and keeps about half a core busy, so two
+    workers per core; one target has four long modules to run side by side (bench/bench_gate.py: on 2
+    cores -n 2/3/4 took 16.9/15.5/14.7 s), several targets get a worker each."""
+    try:
+        targets = _expand(resolve_config(config).target)
+    except ConfigError:
+        return None  # pytest_configure says what is wrong
+    if not targets:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(2 * cores, 4 if len(targets) == 1 else len(targets)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller, once per worker before it starts: the workers fork their backends from one fork
+    server per target, started here with the first worker, rather than each importing the packages again."""
+    config = node.config
+    specs = config.stash.get(_specs_key, [])
+    if not specs:
+        return
+    if _fork_servers_key not in config.stash:
+        config.stash[_fork_servers_key] = SharedForkServers(specs, temp_root=_temp_root(),
+                                                            python=config.stash[_config_key].python)
+    node.workerinput["makrx_fork_servers"] = config.stash[_fork_servers_key].names
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_fork_servers_key, None)
+    if shared is not None:
+        shared.close()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -293,14 +331,16 @@ def makrx_launcher(makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, mak
     """Starts instances of a path target (skips for URL targets, which the harness cannot restart)."""
     if makrx_target_spec.is_url:
         pytest.skip(f"needs to start or reconfigure the backend; {makrx_target_spec.url} is a running URL target")
-    services = request.getfixturevalue("makrx_services")
-    issuer = request.getfixturevalue("makrx_issuer")
     try:
-        launcher = TargetLauncher(makrx_target_spec, services=services, issuer=issuer, workdir=makrx_workdir,
-                                  ready_timeout=makrx_config.ready_timeout, python=makrx_config.python)
+        # First, so its fork server imports the backend's packages while the services start.
+        shared = getattr(request.config, "workerinput", {}).get("makrx_fork_servers", {})
+        launcher = TargetLauncher(makrx_target_spec, workdir=makrx_workdir, ready_timeout=makrx_config.ready_timeout,
+                                  python=makrx_config.python, fork_server=shared.get(makrx_target_spec.display))
     except HarnessError as exc:
         _boot_failed(request, makrx_target_spec, exc)
     try:
+        launcher.services = request.getfixturevalue("makrx_services")
+        launcher.issuer = request.getfixturevalue("makrx_issuer")
         yield launcher
     finally:
         launcher.close()

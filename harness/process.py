@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "tail"]
+__all__ = ["ManagedProcess", "OwnedProcess", "stop_all", "tail"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -43,12 +44,79 @@ def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
-class ManagedProcess:
-    """One started program: stdout and stderr go to ``log_path``; ``stop()`` always reaps it.
+class OwnedProcess(ABC):
+    """A child the harness owns: it leads its own process group and logs to ``log_path``;
+    ``stop()`` ends the whole group (workers, reloaders) and always reaps it."""
 
-    The child leads its own process group, so ``stop()`` also ends whatever it forked (workers,
-    reloaders), and ``prctl(PR_SET_PDEATHSIG)`` kills it if the harness dies without cleanup.
-    """
+    argv: list[str]
+    log_path: Path
+    name: str
+
+    @property
+    @abstractmethod
+    def pid(self) -> int: ...
+
+    @abstractmethod
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended (negative: killed by that signal), else None."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the exit; True once it has ended."""
+        deadline = time.monotonic() + timeout
+        while self.exit_code() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def is_running(self) -> bool:
+        return self.exit_code() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the whole process group (no-op once it is gone)."""
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
+        """``sig`` to the group, then SIGKILL after ``timeout``; always reaps. Returns the exit code."""
+        stop_all([self], timeout, sig)
+        return self.exit_code()
+
+    def _wait_group_gone(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)
+
+
+def stop_all(processes: Sequence[OwnedProcess], timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
+    """Stop several processes at once: ``sig`` to every group, one shared ``timeout`` for them to exit, then
+    SIGKILL; always reaps. Shutdowns overlap, so ending N backends takes about as long as ending one."""
+    running = [process for process in processes if process.exit_code() is None]
+    for process in running:
+        process.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        if not process.wait(max(0.0, deadline - time.monotonic())):
+            process.send_signal(signal.SIGKILL)
+            process.wait(5)
+    for process in processes:
+        # Grandchildren that outlived the leader (e.g. workers) share its group: end them too.
+        process.send_signal(signal.SIGKILL)
+        process._wait_group_gone(2.0)
+
+
+class ManagedProcess(OwnedProcess):
+    """One started program (``subprocess.Popen``); ``prctl(PR_SET_PDEATHSIG)`` kills it if the harness
+    dies without cleanup."""
 
     def __init__(
         self,
@@ -82,41 +150,11 @@ class ManagedProcess:
         return self.popen.pid
 
     def exit_code(self) -> int | None:
-        """The exit code once the process has ended, else None."""
         return self.popen.poll()
 
-    def is_running(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-    def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the whole process group (no-op once it is gone)."""
+    def wait(self, timeout: float) -> bool:
         try:
-            os.killpg(self.popen.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int | None:
-        """``sig`` to the group, then SIGKILL after ``timeout``; always reaps. Returns the exit code."""
-        if self.popen.poll() is None:
-            self.send_signal(sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.send_signal(signal.SIGKILL)
-                self.popen.wait(5)
-        # Grandchildren that outlived the leader (e.g. workers) share its group: end them too.
-        self.send_signal(signal.SIGKILL)
-        self._wait_group_gone(2.0)
-        return self.popen.returncode
-
-    def _wait_group_gone(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.popen.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.02)
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import IO
 from pathlib import Path
 
 import psutil
@@ -27,18 +28,25 @@ def run_root() -> Iterator[Path]:
         yield root
 
 
-def start(target: str | Path, root: Path) -> subprocess.Popen[bytes]:
+_outputs: dict[int, IO[bytes]] = {}
+
+
+def start(target: str | Path, root: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MAKRX_TMPDIR": str(root), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     # Output to a file, not a pipe: a failing run prints more than a pipe buffer holds.
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
-                             f"--makrx-target={target}", "--makrx-services=embedded", "-q", "-p", "no:cacheprovider"],
-                            cwd=REPO, env=env, stdout=tempfile.TemporaryFile(), stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
+                             f"--makrx-target={target}", "--makrx-services=embedded", "-q", "-p", "no:cacheprovider",
+                             *extra],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _outputs[proc.pid] = log
+    return proc
 
 
 def output(proc: subprocess.Popen[bytes]) -> str:
-    assert proc.stdout is not None
-    proc.stdout.seek(0)
-    return proc.stdout.read().decode("utf-8", "replace")[-5000:]
+    log = _outputs[proc.pid]
+    log.seek(0)
+    return log.read().decode("utf-8", "replace")[-5000:]
 
 
 def descendants(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -62,7 +70,8 @@ def wait_until_backend_runs(root: Path, proc: subprocess.Popen[bytes], timeout: 
         found = []
         for child in descendants(proc):
             try:
-                child.info = {"pid": child.pid, "cmdline": " ".join(child.cmdline())}
+                # A backend forked by the fork server has its command line but is named for what it runs.
+                child.info = {"pid": child.pid, "cmdline": " ".join([child.name(), *child.cmdline()])}
             except psutil.NoSuchProcess:
                 continue
             found.append(child)
@@ -127,4 +136,17 @@ def test_a_killed_run_leaves_nothing_for_long(run_root: Path) -> None:
         started = wait_until_backend_runs(run_root, proc)
         proc.kill()
         proc.wait(10)
+    assert_nothing_left(run_root, started)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_xdist_run_leaves_nothing(run_root: Path, sig: signal.Signals) -> None:
+    """Under -n the controller runs the fork server its workers' backends come from: stopping or killing
+    the controller ends the workers, the server and every backend, and removes every temp dir."""
+    with killed_on_exit(start("reference", run_root, "-p", "xdist", "-n", "2")) as proc:
+        started = wait_until_backend_runs(run_root, proc)
+        assert any("forkserver" in p.info["cmdline"] and p.ppid() == proc.pid for p in started)
+        proc.send_signal(sig)
+        proc.wait(30)
+    assert proc.returncode != 0
     assert_nothing_left(run_root, started)

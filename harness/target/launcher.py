@@ -21,8 +21,9 @@ import httpx
 from .. import timings
 from ..errors import TargetError
 from ..ports import free_port
-from ..process import ManagedProcess, tail
+from ..process import ManagedProcess, OwnedProcess, stop_all, tail
 from ..waiting import wait_for
+from .preload import ForkServer, ForkServerClient, ForkServerError, preload_modules
 from .resolve import TargetSpec
 
 __all__ = ["RunningTarget", "TargetLauncher", "MigrationResult", "JWKS_TTL_SECONDS"]
@@ -57,6 +58,7 @@ class MigrationResult:
     command: str
     returncode: int
     output: str
+    hung: bool = False
 
     @property
     def ok(self) -> bool:
@@ -70,7 +72,7 @@ class RunningTarget:
     spec: TargetSpec
     base_url: str
     env: dict[str, str] = field(default_factory=dict)
-    process: ManagedProcess | None = None
+    process: OwnedProcess | None = None
     log_path: Path | None = None
     migration: MigrationResult | None = None
 
@@ -95,11 +97,15 @@ class RunningTarget:
 class TargetLauncher:
     """Launches instances of one path target; every instance it starts is stopped by ``close()``."""
 
-    def __init__(self, spec: TargetSpec, *, services: _Services, issuer: _Issuer, workdir: Path,
-                 ready_timeout: float = 30.0, python: str | None = None) -> None:
+    def __init__(self, spec: TargetSpec, *, workdir: Path, services: _Services | None = None,
+                 issuer: _Issuer | None = None, ready_timeout: float = 30.0, python: str | None = None,
+                 fork_server: str | None = None) -> None:
+        """``services`` and ``issuer`` may be set after construction (before the first instance), so the
+        fork server imports the backend's packages while they start. ``fork_server``: the name of a running
+        one to use (see ``fork_server``) instead of starting one."""
         self.spec = spec
-        self.services = services
-        self.issuer = issuer
+        self.services: _Services | None = services
+        self.issuer: _Issuer | None = issuer
         self.workdir = workdir
         settings = spec.settings
         self.ready_timeout = settings.ready_timeout or ready_timeout
@@ -109,6 +115,9 @@ class TargetLauncher:
         self._database_url: str | None = None
         self._count = 0
         self._migration: MigrationResult | None = None
+        self._migrations = 0
+        self._fork_failed = False
+        self._forks = self._fork_server(fork_server)
 
     def _interpreter(self, python: str | None) -> str:
         """The backend's own interpreter (its venv), which must have uvicorn; default: the suite's."""
@@ -129,12 +138,66 @@ class TargetLauncher:
                                   fix=f"{resolved} -m pip install uvicorn (or set 'command' to how it starts)")
         return resolved
 
+    def _fork_server(self, name: str | None) -> ForkServerClient | None:
+        """The fork server for the default uvicorn command (``preload = false`` turns it off): the one
+        called ``name`` (started by the xdist controller for all workers), else one of its own, which
+        imports while the harness goes on; instances fork from it once it is done."""
+        settings = self.spec.settings
+        if settings.command is not None or not settings.preload or self.spec.path is None:
+            return None
+        if name is not None:
+            return ForkServerClient(name)
+        roots = [root for root in (self.spec.import_root, self.cwd) if root is not None]
+        try:
+            return ForkServer(self.python, cwd=self.cwd, env=self._interpreter_env(),
+                              modules=preload_modules(self.spec.path, roots),
+                              log_path=self.workdir / "logs" / f"{self.spec.name}-forkserver.log")
+        except OSError:
+            return None
+
+    @property
+    def fork_server(self) -> str | None:
+        """The name other processes reach this launcher's fork server by (None: it has none)."""
+        return self._forks.name if self._forks is not None else None
+
+    def _fork_for(self, env: Mapping[str, str]) -> ForkServerClient | None:
+        """The fork server, when it can give exactly what a fresh interpreter with ``env`` would: the
+        interpreter reads PYTHON* variables at start, so an instance that changes one starts fresh."""
+        forks = self._forks
+        if forks is None or self._fork_failed or not forks.usable():
+            return None
+        python_vars = {k: v for k, v in env.items() if k.startswith("PYTHON")}
+        return forks if python_vars == forks.status()["python_env"] else None
+
+    def _start(self, argv: list[str], *, env: Mapping[str, str], log_path: Path, name: str) -> OwnedProcess:
+        """``python -m module ...``: forked when the fork server can, else a new interpreter."""
+        forks = self._fork_for(env)
+        if forks is not None and argv[1:2] == ["-m"]:
+            try:
+                return forks.spawn(argv[2], argv[3:], env=env, cwd=self.cwd, log_path=log_path, name=name)
+            except ForkServerError:
+                self._fork_failed = True  # kept for close(): what it forked so far still runs
+        return ManagedProcess(argv, log_path=log_path, env=env, cwd=self.cwd, name=name)
+
+    def _interpreter_env(self) -> dict[str, str]:
+        """What every instance's environment has before the harness adds the MakrX settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+        import_root = str(self.spec.import_root)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.spec.settings.env)
+        return env
+
+    def _services(self) -> _Services:
+        assert self.services is not None, "set TargetLauncher.services before starting instances"
+        return self.services
+
     def database_url(self) -> str:
         """One fresh database per target and run, shared by its instances (like one deployment)."""
         if self._database_url is None:
             slug = re.sub(r"[^a-z0-9]", "_", self.spec.name.lower())[:40]  # Postgres names stop at 63
             name = f"makrx_{slug}_{uuid.uuid4().hex[:8]}"
-            url = self.services.postgres.create_database(name)
+            url = self._services().postgres.create_database(name)
             template = self.spec.settings.database_url
             if template:
                 parts = urlsplit(url)
@@ -144,20 +207,19 @@ class TargetLauncher:
         return self._database_url
 
     def base_env(self, port: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
-        import_root = str(self.spec.import_root)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH")]))
+        env = self._interpreter_env()
+        services, issuer = self._services(), self.issuer
+        assert issuer is not None, "set TargetLauncher.issuer before starting instances"
         env.update({
-            "PYTHONUNBUFFERED": "1",
-            "KEYCLOAK_URL": self.issuer.base_url,
+            "KEYCLOAK_URL": issuer.base_url,
             "KEYCLOAK_REALM": "makrx",
             "KEYCLOAK_CLIENT_ID": self.spec.client_id,
-            "KEYCLOAK_ISSUER": self.issuer.issuer_url,
+            "KEYCLOAK_ISSUER": issuer.issuer_url,
             "KEYCLOAK_VERIFY_AUD": "true",
             "KEYCLOAK_USE_JWKS": "true",
             "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
             "DATABASE_URL": self.database_url(),
-            "REDIS_URL": str(self.services.redis.url),
+            "REDIS_URL": str(services.redis.url),
             "TRUST_PROXY": "false",
             "ENVIRONMENT": self.spec.settings.environment,
             "PORT": str(port),
@@ -177,13 +239,20 @@ class TargetLauncher:
         ini = self.spec.path / "alembic.ini" if self.spec.path else None
         if ini is None or not ini.is_file() or self.spec.settings.migrate is False:
             return None
+        return self.upgrade_head(ini, env)
+
+    def upgrade_head(self, ini: Path, env: Mapping[str, str], timeout: float = 120.0) -> MigrationResult:
+        """Run `alembic -c INI upgrade head` with ``env``, in the backend's interpreter and directory."""
         argv = [self.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
-        try:
-            done = subprocess.run(argv, cwd=self.cwd, env=dict(env), capture_output=True, text=True,
-                                  timeout=120)
-            return MigrationResult(shlex.join(argv), done.returncode, (done.stdout + done.stderr)[-4000:])
-        except subprocess.TimeoutExpired:
-            return MigrationResult(shlex.join(argv), -1, "alembic upgrade head did not finish within 120 s")
+        self._migrations += 1
+        log_path = self.workdir / "logs" / f"{self.spec.name}-alembic-{self._migrations}.log"
+        process = self._start(argv, env=env, log_path=log_path, name="alembic")
+        finished = process.wait(timeout)
+        code = process.stop()
+        if not finished or code is None:
+            return MigrationResult(shlex.join(argv), -1, f"alembic upgrade head did not finish within {timeout:.0f} s",
+                                   hung=True)
+        return MigrationResult(shlex.join(argv), code, tail(log_path, lines=200, max_bytes=4000))
 
     def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
         """Start one instance without waiting for it to answer (``ready()`` waits), so a fixture can boot
@@ -203,8 +272,7 @@ class TargetLauncher:
                 self._migration = self.migrate(full_env)
         log_path = self.workdir / "logs" / f"{label}.log"
         with timings.phase("backend boot"):
-            process = ManagedProcess(self._argv(port), log_path=log_path, env=full_env, cwd=self.cwd,
-                                     name=label)
+            process = self._start(self._argv(port), env=full_env, log_path=log_path, name=label)
         target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env,
                                process=process, log_path=log_path, migration=self._migration)
         self._instances.append(target)
@@ -280,9 +348,12 @@ class TargetLauncher:
                            fix=f"run: cd {self.cwd} && {cmd}", details=log)
 
     def close(self) -> None:
-        for target in reversed(self._instances):
-            target.stop()
+        """Stop every instance still running (all at once) and the fork server."""
+        stop_all([target.process for target in self._instances if target.process is not None])
         self._instances.clear()
+        if self._forks is not None:
+            self._forks.close()
+            self._forks = None
 
 
 def _last_error_line(log: str) -> str | None:

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 __all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings"]
 
 _KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
-               "cwd", "python", "ready_timeout", "database_url", "migrate"}
+               "cwd", "python", "ready_timeout", "database_url", "migrate", "preload"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TargetSettings:
     roles: tuple[RoleRule, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     migrate: bool | None = None
+    preload: bool = True
     python: str | None = None
     cwd: str | None = None
     ready_timeout: float | None = None
@@ -120,6 +121,7 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         roles=tuple(roles),
         waivers=tuple(waivers),
         migrate=data.get("migrate"),
+        preload=bool(data.get("preload", True)),
         python=data.get("python"),
         cwd=data.get("cwd"),
         ready_timeout=float(data["ready_timeout"]) if "ready_timeout" in data else None,
