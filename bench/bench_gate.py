@@ -1,7 +1,7 @@
 """Wall time of the full gate against the reference app, cold (empty service cache) and warm, and the
 harness's own share of it.
 
-    python bench/bench_gate.py --runs 5 [--workers 2]
+    python bench/bench_gate.py --runs 5 [--workers auto]
 
 Cold: MAKRX_CACHE_DIR points at a fresh empty dir, so the Postgres binaries are copied and the
 template cluster is initdb'd in the run. Warm: the default cache, already filled. Each run is the
@@ -70,10 +70,10 @@ def row(label: str, runs: list[dict[str, float]], *, parts: bool = True) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per mode (default 5)")
-    parser.add_argument("--workers", type=int, default=2, help="xdist workers of the parallel rows (default 2)")
+    parser.add_argument("--workers", default="auto", help="-n of the parallel rows (default auto, as README's gate)")
     args = parser.parse_args()
     default = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-    parallel = ("-n", str(args.workers))
+    parallel = ("-n", args.workers)
     cold: list[dict[str, float]] = []
     warm: list[dict[str, float]] = []
     cold_n: list[dict[str, float]] = []

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .. import timings
+from ..client import tls_context
 from ..errors import TargetError
 from ..ports import free_port
 from ..process import ManagedProcess, OwnedProcess, stop_all, tail
@@ -312,9 +313,11 @@ class TargetLauncher:
         process = target.process
         assert process is not None
 
+        client = httpx.Client(timeout=1.0, verify=tls_context())
+
         def answers() -> bool:
             # Any HTTP answer counts: whether /health exists is a contract, not a start condition.
-            httpx.get(target.base_url + "/", timeout=1.0)
+            client.get(target.base_url + "/")
             return True
 
         def died() -> str | None:
@@ -326,6 +329,8 @@ class TargetLauncher:
                      transient=(httpx.TransportError,), abort=died)
         except TimeoutError as exc:
             raise self._start_error(target, str(exc)) from None
+        finally:
+            client.close()
 
     def _start_error(self, target: RunningTarget, reason: str) -> TargetError:
         full = target.log_tail(400)
