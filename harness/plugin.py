@@ -24,6 +24,7 @@ from .issuer import Issuer
 from .issuer.catalogue import BadTokens
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
+from .process import die_with_parent
 from .report import WAIVED, WARNED, Scorecard
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
@@ -75,6 +76,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_scorecard_key] = scorecard
         config.pluginmanager.register(scorecard, "makrx-scorecard")
     _install_sigterm_handler(config)
+    if hasattr(config, "workerinput"):
+        _follow_controller(config)
+
+
+def _follow_controller(config: pytest.Config) -> None:
+    """An xdist worker outlives a killed controller by 15 s (execnet's own timeout), its servers with it:
+    the controller's death is SIGTERM to the worker instead, which unwinds it like Ctrl-C."""
+    controller = config.workerinput.get("makrx_controller")  # type: ignore[attr-defined]
+    if controller is not None and not die_with_parent(controller):
+        pytest.exit("the xdist controller of this worker is gone", returncode=pytest.ExitCode.INTERRUPTED)
 
 
 def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
@@ -131,9 +142,11 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller, once per worker before it starts: the workers fork their backends from one fork
-    server per target, started here with the first worker, rather than each importing the packages again."""
+    """xdist controller, once per worker before it starts: the worker learns the controller's pid (to die
+    with it), and forks its backends from one fork server per target, started here with the first worker,
+    rather than each importing the packages again."""
     config = node.config
+    node.workerinput["makrx_controller"] = os.getpid()
     specs = config.stash.get(_specs_key, [])
     if not specs:
         return

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "OwnedProcess", "stop_all", "tail"]
+__all__ = ["ManagedProcess", "OwnedProcess", "die_with_parent", "stop_all", "tail"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -29,6 +29,14 @@ def _child_setup(uid: int | None, gid: int | None) -> None:
         os.setuid(uid)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send this process ``sig`` once ``parent`` (its parent) dies; False when it is
+    already gone, which the request alone would never notice."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    return os.getppid() == parent
 
 
 def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:

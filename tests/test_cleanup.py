@@ -86,7 +86,8 @@ def assert_nothing_left(root: Path, started: list[psutil.Process]) -> None:
     since = min((p.create_time() for p in started), default=time.time())
     shm = [f for f in Path("/dev/shm").glob("PostgreSQL.*") if f.stat().st_mtime >= since]
     assert not shm, f"Postgres shared memory segments left in /dev/shm: {shm}"
-    deadline = time.monotonic() + 5
+    # Generous: a worker told of its controller's death unwinds its fixtures, on a machine that may be busy.
+    deadline = time.monotonic() + 20
     alive = started
     while time.monotonic() < deadline:
         alive = [p for p in started if _running(p)]
@@ -142,7 +143,8 @@ def test_a_killed_run_leaves_nothing_for_long(run_root: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_an_interrupted_xdist_run_leaves_nothing(run_root: Path, sig: signal.Signals) -> None:
     """Under -n the controller runs the fork server its workers' backends come from: stopping or killing
-    the controller ends the workers, the server and every backend, and removes every temp dir."""
+    the controller ends the workers (told by the kernel, not by execnet's 15 s timeout), the server and
+    every backend, and removes every temp dir."""
     with killed_on_exit(start("reference", run_root, "-p", "xdist", "-n", "2")) as proc:
         started = wait_until_backend_runs(run_root, proc)
         assert any("forkserver" in p.info["cmdline"] and p.ppid() == proc.pid for p in started)
