@@ -8,25 +8,13 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import hypothesis
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.config import SchemathesisConfig
-from schemathesis.core.failures import Failure, FailureGroup
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    positive_data_acceptance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from harness.client import ContractClient
 from harness.config import MakrxConfig
@@ -37,14 +25,20 @@ from harness.openapi import OpenAPIDoc, Operation
 from harness.ports import SourceAddresses
 from harness.target.launcher import RunningTarget
 
+if TYPE_CHECKING:
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.core.failures import Failure
+
+# schemathesis is imported when the fuzz pass runs, not when this module is collected: under -n every
+# worker collects every module, most never fuzz, and the import costs each ~0.4 s of CPU.
+
 pytestmark = pytest.mark.fuzz
 
 HEADER = "X-Request-ID"
 RETRY_AFTER_CAP = 2.0  # seconds a 429 is waited out at most before its one retry (from a fresh address)
 SERVER_ERROR = "ST101"  # not_a_server_error
 INPUT_CODES = ("ST201", "ST202")  # negative data accepted, schema-valid data rejected
-CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection, positive_data_acceptance)
 
 
 @dataclass
@@ -156,10 +150,26 @@ def _retry_after(response: httpx.Response) -> float:
         return RETRY_AFTER_CAP
 
 
-def _findings(case: schemathesis.Case, response: httpx.Response, checks: Sequence[Callable[..., Any]] = CHECKS
+def _all_checks() -> tuple[Callable[..., Any], ...]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        negative_data_rejection,
+        positive_data_acceptance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    return (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+            negative_data_rejection, positive_data_acceptance)
+
+
+def _findings(case: schemathesis.Case, response: httpx.Response, checks: Sequence[Callable[..., Any]] | None = None
               ) -> list[Failure]:
+    from schemathesis.core.failures import Failure, FailureGroup
+
     try:
-        case.validate_response(response, checks=list(checks))
+        case.validate_response(response, checks=list(checks or _all_checks()))
     except FailureGroup as group:
         return list(group.exceptions)
     except Failure as failure:
@@ -196,6 +206,9 @@ def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: s
               probe_without_token: bool, examples: int, seed: int) -> None:
     """Send ``examples`` generated cases of one operation (half valid, half invalid) and record the answers;
     then, for a protected operation, its first valid case once more without a token."""
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+
     first_valid: list[schemathesis.Case] = []
 
     def record(case: schemathesis.Case, mode: str) -> None:
@@ -229,6 +242,9 @@ def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_sour
         pytest.skip("precondition: the target serves no OpenAPI document to fuzz (see PREFIX-OPENAPI)")
     if makrx_config.fuzz_examples <= 0:
         pytest.skip("--makrx-fuzz-examples=0 switches fuzzing off")
+    import schemathesis
+    from schemathesis.config import SchemathesisConfig
+
     schema = schemathesis.openapi.from_dict(openapi.data, config=SchemathesisConfig())
     schema.config.generation.update(with_security_parameters=False)  # the harness sends the credentials
     token = None

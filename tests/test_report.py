@@ -4,6 +4,7 @@ matrix of several targets, and a target that cannot boot reported in one line.""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -147,6 +148,15 @@ def test_one_target_under_xdist_spreads_its_modules_each_on_one_worker(tmp_path:
     contracts = json.loads(report.read_text())["contracts"]
     assert {c["contract"] for c in contracts} >= {"CORS-LOCAL-DEFAULT", "PREFIX-API"}
     assert all(c["result"] == "passed" for c in contracts)
+
+
+def test_n_auto_gives_one_target_two_workers_per_core_up_to_four() -> None:
+    """The plugin's `-n auto` must win over xdist's own (one worker per core), whatever order the
+    plugins were installed in; workers without tests start nothing, so this stays cheap."""
+    done = run("--makrx-target=reference", "-n", "auto", "-m", "prefix", "--makrx-services=embedded", "-v")
+    assert done.returncode == 0, done.stdout[-3000:]
+    workers = min(4, 2 * len(os.sched_getaffinity(0)))
+    assert f"created: {workers}/{workers} workers" in done.stdout, done.stdout[-3000:]
 
 
 def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
