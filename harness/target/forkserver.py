@@ -33,11 +33,13 @@ _PR_SET_NAME = 15
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _child(request: dict[str, Any], server: int, devnull: int) -> None:
-    """In the forked child: become what `cd CWD && env -i ENV python -m MODULE ARGS` would be. Never returns."""
+def _child(request: dict[str, Any], server: int, devnull: int, leading: int) -> None:
+    """In the forked child: become what `cd CWD && env -i ENV python -m MODULE ARGS` would be. Never returns.
+    Closing ``leading`` tells the server that the child leads its own process group."""
     code: Any = 1
     try:
         os.setsid()
+        os.close(leading)
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != server:  # the server died before the line above took effect
             os._exit(1)
@@ -105,9 +107,15 @@ def serve(cwd: str, name: str) -> None:
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
         if request["op"] == "spawn":
+            # The pid is answered once the child leads its own group: a signal sent to that group
+            # (killpg) at once would otherwise find no group and be lost.
+            led, leading = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child(request, server, devnull)
+                _child(request, server, devnull, leading)
+            os.close(leading)
+            os.read(led, 1)  # EOF once the child closed its end (or died)
+            os.close(led)
             return {"pid": pid}
         if request["op"] == "poll":
             pid = request["pid"]
