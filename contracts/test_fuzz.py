@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import time
@@ -150,6 +151,7 @@ def _retry_after(response: httpx.Response) -> float:
         return RETRY_AFTER_CAP
 
 
+@functools.cache
 def _all_checks() -> tuple[Callable[..., Any], ...]:
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (

@@ -27,15 +27,17 @@ def _child_setup(uid: int | None, gid: int | None) -> None:
         os.setgid(gid)
     if uid is not None:
         os.setuid(uid)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _set_parent_death_signal(signal.SIGKILL)
+
+
+def _set_parent_death_signal(sig: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
     """Ask the kernel to send this process ``sig`` once ``parent`` (its parent) dies; False when it is
     already gone, which the request alone would never notice."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    _set_parent_death_signal(sig)
     return os.getppid() == parent
 
 

@@ -152,3 +152,46 @@ def test_an_interrupted_xdist_run_leaves_nothing(run_root: Path, sig: signal.Sig
         proc.wait(30)
     assert proc.returncode != 0
     assert_nothing_left(run_root, started)
+
+
+_ORPHAN = """
+import os, signal, sys, time
+from pathlib import Path
+from harness.process import die_with_parent
+marker = Path(sys.argv[1])
+signal.signal(signal.SIGTERM, lambda *_: (marker.write_text("SIGTERM"), os._exit(0)))
+assert not die_with_parent(os.getppid() + 1)  # not its parent: reported as gone
+assert die_with_parent(os.getppid())
+Path(sys.argv[1] + ".pid").write_text(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+def test_a_process_that_asked_to_die_with_its_parent_gets_sigterm_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """What tells an xdist worker that its controller was SIGKILLed (execnet alone waits up to 15 s): the
+    kernel's SIGTERM on the parent's death, whichever way the parent died."""
+    marker = tmp_path / "orphan"
+    spawn_then_sleep = ("import subprocess, sys, time; "
+                        "subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]]); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", spawn_then_sleep, _ORPHAN, str(marker)], cwd=REPO)
+    pid_file = Path(f"{marker}.pid")
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists():
+            assert time.monotonic() < deadline and parent.poll() is None, "the child never started"
+            time.sleep(0.05)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while not marker.exists():
+            assert time.monotonic() < deadline, "the child got no SIGTERM when its parent was killed"
+            time.sleep(0.05)
+        assert marker.read_text() == "SIGTERM"
+    finally:
+        parent.kill()
+        parent.wait(10)
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -114,7 +114,6 @@ class TargetLauncher:
         self.python = self._interpreter(settings.python or python)
         self.cwd = (spec.path / settings.cwd).resolve() if settings.cwd and spec.path else spec.import_root
         self._instances: list[RunningTarget] = []
-        self._stopping: list[OwnedProcess] = []
         self._database_url: str | None = None
         self._count = 0
         self._migration: MigrationResult | None = None
@@ -298,12 +297,10 @@ class TargetLauncher:
     def stop(self, target: RunningTarget) -> None:
         """Stop one instance before the launcher closes, without waiting for it: it gets SIGTERM now and
         shuts down while the run goes on (uvicorn alone spends 0.1-0.3 s on it, which a fixture's
-        teardown would otherwise wait out); ``close()`` reaps it, or kills it if it has not ended."""
+        teardown would otherwise wait out); ``close()`` reaps it, or kills it if it has not ended, and
+        ends what is left of its group."""
         if target.process is not None:
             target.process.send_signal(signal.SIGTERM)
-            self._stopping.append(target.process)  # close() also ends what is left of its group
-        if target in self._instances:
-            self._instances.remove(target)
 
     @contextmanager
     def instance(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None
@@ -360,9 +357,8 @@ class TargetLauncher:
 
     def close(self) -> None:
         """Stop every instance still running (all at once) and the fork server."""
-        stop_all([target.process for target in self._instances if target.process is not None] + self._stopping)
+        stop_all([target.process for target in self._instances if target.process is not None])
         self._instances.clear()
-        self._stopping.clear()
         if self._forks is not None:
             self._forks.close()
             self._forks = None
