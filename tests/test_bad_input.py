@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -15,12 +14,12 @@ import pytest
 from tests.suite_runner import REPO
 
 
-def run(target: str, *extra: str, timeout: float = 60) -> tuple[int, str, float]:
-    start = time.monotonic()
+def run(target: str, *extra: str, timeout: float = 60) -> tuple[int, str]:
+    """The suite's exit code and output; a run that hangs fails the test by its ``timeout``."""
     done = subprocess.run([sys.executable, "-m", "pytest", f"--makrx-target={target}", "-p", "no:randomly",
                            "-p", "no:cacheprovider", "-q", *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
+    return done.returncode, done.stdout + done.stderr
 
 
 def _processes_mentioning(marker: str) -> list[str]:
@@ -40,34 +39,32 @@ def _backend(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_missing_target_path(tmp_path: Path) -> None:
-    code, out, _ = run(str(tmp_path / "nope"))
+    code, out = run(str(tmp_path / "nope"))
     assert code == pytest.ExitCode.USAGE_ERROR
     assert "target path" in out and "does not exist" in out and "fix:" in out
     assert "Traceback" not in out
 
 
 def test_a_directory_without_an_app(tmp_path: Path) -> None:
-    code, out, _ = run(str(tmp_path))
+    code, out = run(str(tmp_path))
     assert code == pytest.ExitCode.USAGE_ERROR
     assert "no main.py" in out and "fix:" in out
 
 
 def test_an_app_that_raises_on_import(tmp_path: Path) -> None:
     app = _backend(tmp_path, "raise RuntimeError('boom: SMTP_HOST is not set')\n")
-    code, out, elapsed = run(str(app))
+    code, out = run(str(app))
     assert code == pytest.ExitCode.TESTS_FAILED
     assert "failed to start" in out and "RuntimeError: boom: SMTP_HOST is not set" in out
     assert out.count("failed to start") <= 2, "one message, not one per test"
-    assert elapsed < 40
     assert not _processes_mentioning(str(app))
 
 
 def test_an_app_that_never_answers(tmp_path: Path) -> None:
     app = _backend(tmp_path, "import time\ntime.sleep(600)\n")
-    code, out, elapsed = run(str(app), "--makrx-ready-timeout=2")
+    code, out = run(str(app), "--makrx-ready-timeout=2")
     assert code == pytest.ExitCode.TESTS_FAILED
     assert "never answered HTTP" in out and "--makrx-ready-timeout" in out
-    assert elapsed < 40
     assert not _processes_mentioning(str(app))
 
 
@@ -79,16 +76,14 @@ def test_a_port_already_taken(tmp_path: Path) -> None:
         app = _backend(tmp_path, "async def app(scope, receive, send):\n    pass\n")
         (app / "makrx-contract.toml").write_text(
             f'command = "{{python}} -m uvicorn main:app --host 127.0.0.1 --port {port}"\n')
-        code, out, elapsed = run(str(app), "--makrx-ready-timeout=5")
+        code, out = run(str(app), "--makrx-ready-timeout=5")
     assert code == pytest.ExitCode.TESTS_FAILED
     assert "could not bind its port" in out
-    assert elapsed < 40
 
 
 def test_an_unreachable_external_service(tmp_path: Path) -> None:
-    code, out, elapsed = run("reference", "--makrx-redis-url=redis://127.0.0.1:9/0",
+    code, out = run("reference", "--makrx-redis-url=redis://127.0.0.1:9/0",
                              "--makrx-database-url=postgresql://u:p@127.0.0.1:9/db")
     assert code != 0
     assert "127.0.0.1:9" in out and "--makrx-" in out
     assert "Traceback" not in out
-    assert elapsed < 40

@@ -11,6 +11,7 @@ import pytest
 from harness.errors import IssuerError
 from harness.issuer import Issuer
 from harness.ports import port_is_bound
+from harness.waiting import wait_for
 
 
 def test_fetches_count_per_kind_and_reset(issuer: Issuer, http: httpx.Client) -> None:
@@ -68,21 +69,20 @@ def test_jwks_garbage(issuer: Issuer, http: httpx.Client, garbage: str) -> None:
 
 
 def test_slow_jwks_blocks_only_the_jwks(issuer: Issuer) -> None:
-    issuer.faults.jwks_delay(5)
-    with httpx.Client(timeout=0.3) as client:
-        t0 = time.perf_counter()
-        with pytest.raises(httpx.ReadTimeout):
-            client.get(issuer.jwks_url)
+    issuer.faults.jwks_delay(30)
+    with httpx.Client(timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
+        client.get(issuer.jwks_url)
+    # Blocked behind the JWKS request still waiting, discovery would time out too.
+    with httpx.Client(timeout=10) as client:
         assert client.get(issuer.discovery_url).status_code == 200
-        assert time.perf_counter() - t0 < 2
     # clear() wakes a request that is waiting and it is answered normally
     result: dict[str, int] = {}
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=20) as client:
         waiter = threading.Thread(target=lambda: result.update(status=client.get(issuer.jwks_url).status_code))
         waiter.start()
         time.sleep(0.2)
         issuer.faults.clear()
-        waiter.join(timeout=2)
+        waiter.join(timeout=15)
     assert result == {"status": 200}
 
 
@@ -99,12 +99,12 @@ def test_go_down_and_come_up_on_the_same_port(issuer: Issuer, http: httpx.Client
 
 
 def test_go_down_drops_a_request_waiting_in_a_delay(issuer: Issuer) -> None:
-    issuer.faults.jwks_delay(10)
+    issuer.faults.jwks_delay(60)
     errors: list[BaseException] = []
 
     def fetch() -> None:
         try:
-            with httpx.Client(timeout=5) as client:
+            with httpx.Client(timeout=30) as client:
                 client.get(issuer.jwks_url)
         except httpx.TransportError as exc:
             errors.append(exc)
@@ -112,10 +112,10 @@ def test_go_down_drops_a_request_waiting_in_a_delay(issuer: Issuer) -> None:
     worker = threading.Thread(target=fetch)
     worker.start()
     time.sleep(0.2)
-    t0 = time.perf_counter()
     issuer.go_down()
-    worker.join(timeout=3)
-    assert not worker.is_alive() and errors and time.perf_counter() - t0 < 2
+    # Not dropped, the request would wait out its 30 s timeout.
+    worker.join(timeout=15)
+    assert not worker.is_alive() and errors
 
 
 def test_admin_faults_clock_and_down(issuer: Issuer, http: httpx.Client) -> None:
@@ -131,11 +131,10 @@ def test_admin_faults_clock_and_down(issuer: Issuer, http: httpx.Client) -> None
     http.post(admin + "/fetches/reset")
     assert issuer.fetches("jwks") == 0
     port = issuer.port
-    assert http.post(admin + "/down", json={"seconds": 0.5}).status_code == 202
-    time.sleep(0.3)
-    assert not port_is_bound(port)
-    time.sleep(0.6)
-    assert port_is_bound(port) and http.get(issuer.jwks_url).status_code == 200
+    assert http.post(admin + "/down", json={"seconds": 3}).status_code == 202
+    wait_for(lambda: not port_is_bound(port), what="the issuer's port to close", timeout=3)
+    wait_for(lambda: port_is_bound(port), what="the issuer's port to reopen", timeout=20)
+    assert http.get(issuer.jwks_url).status_code == 200
 
 
 def test_reset_clears_run_time_state(issuer: Issuer) -> None:

@@ -104,12 +104,12 @@ def test_postgres_stop_and_start_keep_port_and_data(pg: DockerPostgres) -> None:
     with pg.connect() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS kept (x int)")
         conn.execute("INSERT INTO kept VALUES (1)")
-    holder = pg.connect()  # a connected client must not slow the stop down (STOPSIGNAL SIGINT)
-    started = time.monotonic()
+    holder = pg.connect()  # a connected client must not hold the stop up (STOPSIGNAL SIGINT)
     pg.stop()
-    stop_seconds = time.monotonic() - started
     holder.close()
-    assert stop_seconds < 5, f"docker stop took {stop_seconds:.1f}s with a client connected"
+    # A smart shutdown (SIGTERM) would wait for the client until docker's SIGKILL: exit code 137.
+    exit_code = _client().containers.get(pg.container_name).attrs["State"]["ExitCode"]  # type: ignore[attr-defined]
+    assert exit_code == 0, f"postgres exited with {exit_code} on docker stop with a client connected"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(pg.url, connect_timeout=2)
     pg.start()
@@ -182,13 +182,11 @@ def test_auto_never_pulls_a_missing_image(_module_workdir: Path) -> None:
 def test_forced_docker_with_an_unpullable_image_says_how_to_fix_it(_module_workdir: Path) -> None:
     ours = {"label": f"{LABEL_RUN}={docker_provider._RUN_ID}"}
     before = {e["Id"] for e in docker_provider.labelled(ours["label"])}
-    started = time.monotonic()
     with pytest.raises(ServiceError) as info:
         provide_services("docker", workdir=_module_workdir / "unpullable", redis_image="makrx-contracts-missing:0")
     message = str(info.value)
     assert "image 'makrx-contracts-missing:0' is not present locally and could not be pulled" in message
     assert "ci/docker-setup.sh" in message and "--makrx-redis-image" in message
-    assert time.monotonic() - started < 30
     # The Postgres started before the failure is removed again.
     assert {e["Id"] for e in docker_provider.labelled(ours["label"])} == before
 

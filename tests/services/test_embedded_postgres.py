@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import psycopg
@@ -67,22 +66,22 @@ def test_pause_makes_a_connect_time_out(embedded_postgres: EmbeddedPostgres) -> 
     pg = embedded_postgres
     pg.pause()
     try:
-        started = time.monotonic()
         with pytest.raises(psycopg.OperationalError, match="timeout"):
             psycopg.connect(pg.url, connect_timeout=2)
-        assert time.monotonic() - started < 10
     finally:
         pg.unpause()
     with psycopg.connect(pg.url, connect_timeout=5) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_stop_while_paused(embedded_postgres: EmbeddedPostgres) -> None:
+def test_stop_while_paused_is_a_clean_shutdown(embedded_postgres: EmbeddedPostgres) -> None:
+    log = embedded_postgres.log_path
+    offset = log.stat().st_size
     embedded_postgres.pause()
-    started = time.monotonic()
     embedded_postgres.stop()
-    assert time.monotonic() - started < 5
     assert not embedded_postgres.running
+    # Left frozen, the server would ignore the fast-shutdown signal until the stop timeout's SIGKILL.
+    assert "database system is shut down" in log.read_text(errors="replace")[offset:]
 
 
 def test_template_cache_is_reused(workdir: Path) -> None:
@@ -127,10 +126,8 @@ def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path,
 def test_a_server_that_dies_fails_fast_with_its_log(workdir: Path, services_cache: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(embedded.PG_SETTINGS, "no_such_setting", "1")
-    started = time.monotonic()
     with pytest.raises(ServiceError) as info:
         EmbeddedPostgres(workdir=workdir, cache_dir=services_cache)
-    assert time.monotonic() - started < 5
     message = str(info.value)
     assert "postgres exited with code" in message
     assert "no_such_setting" in message  # the log tail names the cause
