@@ -83,7 +83,7 @@ def test_a_port_already_taken(tmp_path: Path) -> None:
 
 def test_an_unreachable_external_service(tmp_path: Path) -> None:
     code, out = run("reference", "--makrx-redis-url=redis://127.0.0.1:9/0",
-                             "--makrx-database-url=postgresql://u:p@127.0.0.1:9/db")
+                    "--makrx-database-url=postgresql://u:p@127.0.0.1:9/db")
     assert code != 0
     assert "127.0.0.1:9" in out and "--makrx-" in out
     assert "Traceback" not in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
@@ -68,6 +67,11 @@ def test_jwks_garbage(issuer: Issuer, http: httpx.Client, garbage: str) -> None:
     assert not isinstance(keys, list) or keys == []
 
 
+def _until_received(issuer: Issuer, jwks_fetches: int) -> None:
+    """Until the issuer counted that JWKS request (counted on arrival, before a delay fault holds it)."""
+    wait_for(lambda: issuer.fetches("jwks") >= jwks_fetches, what="the JWKS request to reach the issuer", timeout=10)
+
+
 def test_slow_jwks_blocks_only_the_jwks(issuer: Issuer) -> None:
     issuer.faults.jwks_delay(30)
     with httpx.Client(timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
@@ -77,10 +81,11 @@ def test_slow_jwks_blocks_only_the_jwks(issuer: Issuer) -> None:
         assert client.get(issuer.discovery_url).status_code == 200
     # clear() wakes a request that is waiting and it is answered normally
     result: dict[str, int] = {}
+    waiting = issuer.fetches("jwks") + 1
     with httpx.Client(timeout=20) as client:
         waiter = threading.Thread(target=lambda: result.update(status=client.get(issuer.jwks_url).status_code))
         waiter.start()
-        time.sleep(0.2)
+        _until_received(issuer, waiting)
         issuer.faults.clear()
         waiter.join(timeout=15)
     assert result == {"status": 200}
@@ -109,9 +114,10 @@ def test_go_down_drops_a_request_waiting_in_a_delay(issuer: Issuer) -> None:
         except httpx.TransportError as exc:
             errors.append(exc)
 
+    waiting = issuer.fetches("jwks") + 1
     worker = threading.Thread(target=fetch)
     worker.start()
-    time.sleep(0.2)
+    _until_received(issuer, waiting)
     issuer.go_down()
     # Not dropped, the request would wait out its 30 s timeout.
     worker.join(timeout=15)
