@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jwt
 
-from harness.issuer import Issuer
+from makrx_contracts.harness.issuer import Issuer
 
 
 def start_once(seed: int | None, algorithm: str, **kwargs: object) -> tuple[float, float]:

@@ -38,9 +38,9 @@ import psutil  # noqa: E402  (imported before fork: the child may not read /root
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from harness.ports import free_port  # noqa: E402
-from harness.services.cache import RunAs, cache_root, run_as  # noqa: E402
-from harness.services.embedded import (  # noqa: E402
+from makrx_contracts.harness.ports import free_port  # noqa: E402
+from makrx_contracts.harness.services.cache import RunAs, cache_root, run_as  # noqa: E402
+from makrx_contracts.harness.services.embedded import (  # noqa: E402
     PG_SETTINGS,
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -55,7 +55,7 @@ except ImportError:  # older layout
     from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 from pytest_redis.executor import RedisExecutor  # noqa: E402
 
-from harness.services import docker as docker_provider  # noqa: E402
+from makrx_contracts.harness.services import docker as docker_provider  # noqa: E402
 
 _ = psutil  # mirakuru uses it when stopping
 

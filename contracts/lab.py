@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from harness.issuer import Issuer
-from harness.issuer.fixtures import TokenMaker
-from harness.target.launcher import JWKS_TTL_SECONDS, RunningTarget
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.fixtures import TokenMaker
+from makrx_contracts.harness.target.launcher import JWKS_TTL_SECONDS, RunningTarget
 
 from .bearer import Caller, accepted, bearer
 

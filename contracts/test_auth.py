@@ -14,17 +14,17 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 
-from harness.contract import MUST, SHOULD, expect, violation
-from harness.errorshape import parse_error_body
-from harness.issuer import Issuer
-from harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
-from harness.issuer.fixtures import TokenMaker
-from harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
-from harness.openapi import OpenAPIDoc, Operation
-from harness.ports import SourceAddresses
-from harness.rawhttp import raw_request
-from harness.target.resolve import TargetSpec
-from harness.target.settings import RoleRule
+from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
+from makrx_contracts.harness.errorshape import parse_error_body
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
+from makrx_contracts.harness.issuer.fixtures import TokenMaker
+from makrx_contracts.harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
+from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
+from makrx_contracts.harness.ports import SourceAddresses
+from makrx_contracts.harness.rawhttp import raw_request
+from makrx_contracts.harness.target.resolve import TargetSpec
+from makrx_contracts.harness.target.settings import RoleRule
 
 from .bearer import (
     HANG_SECONDS,

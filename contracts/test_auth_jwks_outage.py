@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.contract import MUST, expect_eventually, violation
-from harness.issuer import Issuer
+from makrx_contracts.harness.contract import MUST, expect_eventually, violation
+from makrx_contracts.harness.issuer import Issuer
 
 from .bearer import HANG_SECONDS, bearer
 from .lab import SETTLE_SECONDS, TTL, Lab

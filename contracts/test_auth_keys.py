@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from harness.contract import SHOULD, expect_eventually, violation
+from makrx_contracts.harness.contract import SHOULD, expect_eventually, violation
 
 from .bearer import bearer
 from .lab import SETTLE_SECONDS, TTL, Lab

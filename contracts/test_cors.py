@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.client import ContractClient
-from harness.contract import MUST, SHOULD, expect
-from harness.provoke import LOCAL_ORIGIN
-from harness.target.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.contract import MUST, SHOULD, expect
+from makrx_contracts.harness.provoke import LOCAL_ORIGIN
+from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
 pytestmark = pytest.mark.cors
 

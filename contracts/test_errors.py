@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from harness.contract import MUST, expect
-from harness.errorshape import leaks_in, parse_error_body
-from harness.provoke import LOCAL_ORIGIN, Provoker
+from makrx_contracts.harness.contract import MUST, expect
+from makrx_contracts.harness.errorshape import leaks_in, parse_error_body
+from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
 
 pytestmark = pytest.mark.errors
 

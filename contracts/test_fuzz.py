@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
 
-from harness.client import ContractClient
-from harness.config import MakrxConfig
-from harness.contract import MUST, SHOULD, violation
-from harness.errorshape import leaks_in, parse_error_body
-from harness.exchange import redact
-from harness.openapi import OpenAPIDoc, Operation
-from harness.ports import SourceAddresses
-from harness.target.launcher import RunningTarget
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.config import MakrxConfig
+from makrx_contracts.harness.contract import MUST, SHOULD, violation
+from makrx_contracts.harness.errorshape import leaks_in, parse_error_body
+from makrx_contracts.harness.exchange import redact
+from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
+from makrx_contracts.harness.ports import SourceAddresses
+from makrx_contracts.harness.target.launcher import RunningTarget
 
 if TYPE_CHECKING:
     import schemathesis

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from harness.client import ContractClient
-from harness.contract import MUST, SHOULD, expect, expect_eventually
-from harness.errorshape import leaks_in
-from harness.provoke import database_outage
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
+from makrx_contracts.harness.errorshape import leaks_in
+from makrx_contracts.harness.provoke import database_outage
 
 pytestmark = pytest.mark.health
 

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from harness.client import ContractClient
-from harness.contract import MUST, expect
-from harness.openapi import OPENAPI_PATHS, OpenAPIDoc, fetch_openapi
-from harness.provoke import is_health_path
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.contract import MUST, expect
+from makrx_contracts.harness.openapi import OPENAPI_PATHS, OpenAPIDoc, fetch_openapi
+from makrx_contracts.harness.provoke import is_health_path
 
 pytestmark = pytest.mark.prefix
 

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.client import ContractClient
-from harness.config import MakrxConfig
-from harness.contract import MUST, SHOULD, expect
-from harness.ports import SourceAddresses
-from harness.provoke import HEALTH_PATHS, Provoker
-from harness.target.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.config import MakrxConfig
+from makrx_contracts.harness.contract import MUST, SHOULD, expect
+from makrx_contracts.harness.ports import SourceAddresses
+from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker
+from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
 pytestmark = pytest.mark.ratelimit
 

@@ -10,12 +10,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from harness.client import ContractClient
-from harness.contract import MUST, expect, violation
-from harness.errorshape import parse_error_body
-from harness.provoke import KINDS
-from harness.rawhttp import raw_request
-from harness.target.launcher import RunningTarget
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.contract import MUST, expect, violation
+from makrx_contracts.harness.errorshape import parse_error_body
+from makrx_contracts.harness.provoke import KINDS
+from makrx_contracts.harness.rawhttp import raw_request
+from makrx_contracts.harness.target.launcher import RunningTarget
 
 pytestmark = pytest.mark.request_id
 

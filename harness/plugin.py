@@ -27,13 +27,13 @@ from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
 from .process import die_with_parent
 from .report import WAIVED, WARNED, Scorecard
+from .suite import CONTRACTS_DIR, FIXTURES_PLUGIN, ContractSuite
 from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec, resolve_target
 from .target.settings import Waiver
 from .target.shared_forks import SharedForkServers
 from .watchdog import start_watchdog
 
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 _config_key = pytest.StashKey[MakrxConfig]()
 _specs_key = pytest.StashKey[list[TargetSpec]]()
 _targets_key = pytest.StashKey[dict[str, RunningTarget]]()
@@ -54,6 +54,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """The contracts directory is collected by module name (`harness/suite.py`)."""
+    return ContractSuite.from_parent(parent, path=path) if path == CONTRACTS_DIR else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "contract(id, level='MUST'): the MakrX contract a test checks and its level.")
     for name, title in AREAS.items():
@@ -68,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_specs_key] = specs
     config.stash[_targets_key] = {}
     config.stash[_boot_errors_key] = {}
+    if specs:
+        config.pluginmanager.import_plugin(FIXTURES_PLUGIN)
     if specs and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --makrx-target=x` alone runs the bundled contract suite.
         config.args[:] = [str(CONTRACTS_DIR)]

@@ -35,7 +35,7 @@ def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 3
     junit = workdir / "junit.xml"
     # Embedded unless a test asks otherwise: `auto` would switch to docker whenever an engine is up.
     services = [] if any(arg.startswith("--makrx-services") for arg in extra) else ["--makrx-services=embedded"]
-    argv = [sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
+    argv = [sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "-p", "pytest_timeout",
             f"--makrx-target={target}", "--makrx-strict", "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs",
             *services, *extra]
     # Only our plugin: autoloading every installed pytest plugin costs seconds per run.

@@ -35,7 +35,7 @@ def start(target: str | Path, root: Path, *extra: str) -> subprocess.Popen[bytes
     env = {**os.environ, "MAKRX_TMPDIR": str(root), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     # Output to a file, not a pipe: a failing run prints more than a pipe buffer holds.
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "-p", "pytest_timeout",
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "-p", "pytest_timeout",
                              f"--makrx-target={target}", "--makrx-services=embedded", "-q", "-p", "no:cacheprovider",
                              *extra],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -157,7 +157,7 @@ def test_an_interrupted_xdist_run_leaves_nothing(run_root: Path, sig: signal.Sig
 _ORPHAN = """
 import os, signal, sys, time
 from pathlib import Path
-from harness.process import die_with_parent
+from makrx_contracts.harness.process import die_with_parent
 marker = Path(sys.argv[1])
 signal.signal(signal.SIGTERM, lambda *_: (marker.write_text("SIGTERM"), os._exit(0)))
 assert not die_with_parent(os.getppid() + 1)  # not its parent: reported as gone

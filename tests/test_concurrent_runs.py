@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.services import provide_services
+from makrx_contracts.harness.services import provide_services
 from tests.scratch import enterable_dir
 from tests.suite_runner import run_suite
 

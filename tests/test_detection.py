@@ -50,13 +50,13 @@ def declared_contracts() -> dict[str, str]:
     import importlib
     import pkgutil
 
-    import contracts
+    import makrx_contracts.contracts as contracts
 
     found: dict[str, str] = {}
     for module_info in pkgutil.iter_modules(contracts.__path__):
         if not module_info.name.startswith("test_"):
             continue
-        module = importlib.import_module(f"contracts.{module_info.name}")
+        module = importlib.import_module(f"makrx_contracts.contracts.{module_info.name}")
         for name, func in vars(module).items():
             for mark in getattr(func, "pytestmark", []) if name.startswith("test_") else []:
                 if mark.name == "contract":

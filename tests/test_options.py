@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import OPTIONS, resolve_config
+from makrx_contracts.harness.config import OPTIONS, resolve_config
 
 SAMPLES = {
     "target": ("http://127.0.0.1:9", ("http://127.0.0.1:9",)),

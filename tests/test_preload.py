@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.target.launcher import TargetLauncher
-from harness.target.preload import ForkServer, preload_modules
-from harness.target.resolve import resolve_target
+from makrx_contracts.harness.target.launcher import TargetLauncher
+from makrx_contracts.harness.target.preload import ForkServer, preload_modules
+from makrx_contracts.harness.target.resolve import resolve_target
 
 PROBE = '''
 import json, os, sys

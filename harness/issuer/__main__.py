@@ -1,4 +1,4 @@
-"""Standalone fake Keycloak: ``python -m harness.issuer serve --port 8081`` (and ``cases`` to list the catalogue)."""
+"""Standalone fake Keycloak: ``python -m makrx_contracts.harness.issuer serve --port 8081`` (and ``cases`` to list the catalogue)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from harness.errors import HarnessError
+from makrx_contracts.harness.errors import HarnessError
 
 from .server import Issuer
 from .users import User
 
 _EPILOG = """\
 examples:
-  python -m harness.issuer serve --port 8081
-  python -m harness.issuer serve --client-id makrx-frontend --client-secret s3cret --audience makrcave-api
-  python -m harness.issuer serve --user alice:wonderland:admin,user
+  python -m makrx_contracts.harness.issuer serve --port 8081
+  python -m makrx_contracts.harness.issuer serve --client-id makrx-frontend --client-secret s3cret --audience makrcave-api
+  python -m makrx_contracts.harness.issuer serve --user alice:wonderland:admin,user
   curl -s -d grant_type=password -d client_id=makrx-frontend -d username=alice -d password=wonderland \\
        http://127.0.0.1:8081/realms/makrx/protocol/openid-connect/token
   curl -s -X POST http://127.0.0.1:8081/admin/keys/promote      # rotate: new active key
@@ -36,7 +36,7 @@ def _user(spec: str) -> tuple[str, str, tuple[str, ...]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.issuer",
+        prog="python -m makrx_contracts.harness.issuer",
         description="A fake Keycloak realm (discovery, JWKS, token endpoint, userinfo) for MakrX backends "
         "and frontends.",
     )

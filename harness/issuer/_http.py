@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 __all__ = ["Request", "Reply", "App", "HttpServer", "json_reply", "sleep_unless"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, compact, json_segment
 from .attacker import AttackerServer

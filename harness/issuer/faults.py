@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 __all__ = ["Faults", "Fault", "GARBAGE_BODIES", "FAULTABLE"]
 

@@ -2,8 +2,8 @@
 
 In a conftest (or ``harness.plugin``)::
 
-    from harness.issuer.fixtures import makrx_issuer, make_token, bad_token          # the defaults
-    from harness.issuer.fixtures import makrx_issuer_factory, make_token_factory
+    from makrx_contracts.harness.issuer.fixtures import makrx_issuer, make_token, bad_token          # the defaults
+    from makrx_contracts.harness.issuer.fixtures import makrx_issuer_factory, make_token_factory
 
     es_issuer = makrx_issuer_factory(algorithm="ES256", default_audience="makrcave-api")
     es_token = make_token_factory("es_issuer")

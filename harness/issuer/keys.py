@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, sign_bytes
 

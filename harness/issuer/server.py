@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 from ._http import HttpServer, Reply, Request, json_reply, sleep_unless
 from ._jose import StrictVerifier, TokenRejected, b64url_decode

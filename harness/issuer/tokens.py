@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.errors import IssuerError
+from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, compact, json_segment, sign_bytes
 from .keys import Key, KeySet

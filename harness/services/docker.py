@@ -209,7 +209,7 @@ def _ensure_reaper() -> None:
             return
         remove_leftovers()
         _reaper = subprocess.Popen(
-            [sys.executable, "-m", "harness.services.reaper", str(os.getpid()), _RUN_ID],
+            [sys.executable, "-m", "makrx_contracts.harness.services.reaper", str(os.getpid()), _RUN_ID],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C to the terminal's process group must not end it
         )

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from harness.watchdog import parent_alive
+from makrx_contracts.harness.watchdog import parent_alive
 
 __all__ = ["main"]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.issuer import Issuer
+from makrx_contracts.harness.issuer import Issuer
 
 AUDIENCE = "makrcave-api"
 

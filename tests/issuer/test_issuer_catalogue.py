@@ -10,10 +10,10 @@ import httpx
 import jwt
 import pytest
 
-from harness.errors import IssuerError
-from harness.issuer import Issuer, catalogue
-from harness.issuer._jose import TokenRejected
-from harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens
+from makrx_contracts.harness.errors import IssuerError
+from makrx_contracts.harness.issuer import Issuer, catalogue
+from makrx_contracts.harness.issuer._jose import TokenRejected
+from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens
 
 from .conftest import AUDIENCE
 
@@ -163,7 +163,7 @@ def test_attacker_server_serves_and_records(issuer: Issuer, http: httpx.Client) 
     assert not attacker.was_fetched()
     port = attacker._server.port
     issuer.stop()
-    from harness.ports import port_is_bound
+    from makrx_contracts.harness.ports import port_is_bound
 
     assert not port_is_bound(port)
 

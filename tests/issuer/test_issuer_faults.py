@@ -7,10 +7,10 @@ import threading
 import httpx
 import pytest
 
-from harness.errors import IssuerError
-from harness.issuer import Issuer
-from harness.ports import port_is_bound
-from harness.waiting import wait_for
+from makrx_contracts.harness.errors import IssuerError
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.ports import port_is_bound
+from makrx_contracts.harness.waiting import wait_for
 
 
 def test_fetches_count_per_kind_and_reset(issuer: Issuer, http: httpx.Client) -> None:

@@ -9,10 +9,10 @@ import httpx
 import jwt
 import pytest
 
-from harness.errors import IssuerError
-from harness.issuer import Issuer, KeySet
-from harness.issuer._seed0 import PRIMES
-from harness.issuer.keys import _derive_rsa_primes, _material, derived_private_key
+from makrx_contracts.harness.errors import IssuerError
+from makrx_contracts.harness.issuer import Issuer, KeySet
+from makrx_contracts.harness.issuer._seed0 import PRIMES
+from makrx_contracts.harness.issuer.keys import _derive_rsa_primes, _material, derived_private_key
 
 from .conftest import AUDIENCE
 
@@ -103,7 +103,7 @@ def test_shipped_seed0_primes_are_the_derived_ones() -> None:
 
 
 def test_disk_cache_round_trip(tmp_path: Path) -> None:
-    from harness.issuer import keys as keys_module
+    from makrx_contracts.harness.issuer import keys as keys_module
 
     # seed 0 is shipped precomputed; a cache file for it is written only when derivation ran, so plant one.
     planted = keys_module._rsa_from_primes(*PRIMES[(2048, "sig-3")])
@@ -129,7 +129,7 @@ def test_key_size_floor() -> None:
 
 
 def test_token_factory_without_a_server() -> None:
-    from harness.issuer import TokenFactory
+    from makrx_contracts.harness.issuer import TokenFactory
 
     keys = KeySet(seed=0)
     factory = TokenFactory(keys, "http://keycloak.test/realms/makrx", default_audience="x-api")

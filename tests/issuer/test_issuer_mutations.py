@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.issuer import Issuer
-from harness.issuer._jose import TokenRejected
-from harness.issuer.mutations import (
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer._jose import TokenRejected
+from makrx_contracts.harness.issuer.mutations import (
     KINDS,
     Mutation,
     MutationPlan,

@@ -15,9 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from harness.errors import IssuerError
-from harness.issuer import Issuer
-from harness.issuer.users import User, UserDirectory
+from makrx_contracts.harness.errors import IssuerError
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.users import User, UserDirectory
 
 from .conftest import AUDIENCE
 

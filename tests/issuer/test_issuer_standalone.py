@@ -14,9 +14,9 @@ import jwt
 import pytest
 import respx
 
-from harness.issuer import Issuer
-from harness.issuer.catalogue import BadTokens
-from harness.issuer.fixtures import (
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.catalogue import BadTokens
+from makrx_contracts.harness.issuer.fixtures import (
     TokenMaker,
     bad_token,
     make_token,
@@ -25,9 +25,9 @@ from harness.issuer.fixtures import (
     makrx_issuer_clean,
     makrx_issuer_factory,
 )
-from harness.issuer.respx_routes import issuer_respx_routes
-from harness.ports import free_port, port_is_bound
-from harness.waiting import wait_for
+from makrx_contracts.harness.issuer.respx_routes import issuer_respx_routes
+from makrx_contracts.harness.ports import free_port, port_is_bound
+from makrx_contracts.harness.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,7 @@ def _env() -> dict[str, str]:
 
 def test_cli_help() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "harness.issuer", "serve", "--help"],
+        [sys.executable, "-m", "makrx_contracts.harness.issuer", "serve", "--help"],
         capture_output=True,
         text=True,
         env=_env(),
@@ -131,7 +131,7 @@ def test_standalone_server_serves_and_stops_on_ctrl_c() -> None:
         [
             sys.executable,
             "-m",
-            "harness.issuer",
+            "makrx_contracts.harness.issuer",
             "serve",
             "--port",
             str(port),
@@ -181,7 +181,7 @@ def test_standalone_server_serves_and_stops_on_ctrl_c() -> None:
 def test_standalone_server_reports_a_busy_port() -> None:
     with Issuer().start() as busy:
         result = subprocess.run(
-            [sys.executable, "-m", "harness.issuer", "serve", "--port", str(busy.port)],
+            [sys.executable, "-m", "makrx_contracts.harness.issuer", "serve", "--port", str(busy.port)],
             capture_output=True,
             text=True,
             env=_env(),

@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.services import Services, provide_services
-from harness.services.embedded import EmbeddedPostgres, EmbeddedRedis
+from makrx_contracts.harness.services import Services, provide_services
+from makrx_contracts.harness.services.embedded import EmbeddedPostgres, EmbeddedRedis
 
 from ..scratch import enterable_dir
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.services.cache import RunAs, blocked_dir, cached_dir, copy_tree, reachable
+from makrx_contracts.harness.services.cache import RunAs, blocked_dir, cached_dir, copy_tree, reachable
 
 NOBODY = RunAs(uid=65534, gid=65534, name="nobody")
 

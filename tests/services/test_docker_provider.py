@@ -19,11 +19,11 @@ import psycopg
 import pytest
 import redis
 
-from harness.errors import ServiceError
-from harness.ports import port_is_bound
-from harness.services import Services, provide_services
-from harness.services import docker as docker_provider
-from harness.services.docker import (
+from makrx_contracts.harness.errors import ServiceError
+from makrx_contracts.harness.ports import port_is_bound
+from makrx_contracts.harness.services import Services, provide_services
+from makrx_contracts.harness.services import docker as docker_provider
+from makrx_contracts.harness.services.docker import (
     DEFAULT_IMAGES,
     LABEL_OWNER,
     LABEL_RUN,
@@ -209,7 +209,7 @@ def test_leftovers_of_a_dead_run_are_removed() -> None:
 def test_a_sigkilled_harness_process_has_its_containers_reaped() -> None:
     script = textwrap.dedent("""
         import sys, time
-        from harness.services.docker import DockerRedis
+        from makrx_contracts.harness.services.docker import DockerRedis
         service = DockerRedis()
         print(service.container_name, flush=True)
         time.sleep(600)
@@ -251,7 +251,7 @@ def _containers_of(pid: int) -> list[str]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_removes_its_containers(sig: signal.Signals, tmp_path: Path) -> None:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "MAKRX_TMPDIR": str(tmp_path)}
-    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "harness.plugin", "--makrx-target=reference",
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "--makrx-target=reference",
                             "--makrx-services=docker", "-q", "-p", "no:cacheprovider"],
                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with killed_on_exit(run) as proc:

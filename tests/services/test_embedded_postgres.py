@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.errors import ServiceError
-from harness.ports import free_port
-from harness.services import embedded
-from harness.services.embedded import EmbeddedPostgres
+from makrx_contracts.harness.errors import ServiceError
+from makrx_contracts.harness.ports import free_port
+from makrx_contracts.harness.services import embedded
+from makrx_contracts.harness.services.embedded import EmbeddedPostgres
 
 
 def test_login_needs_the_random_password(embedded_postgres: EmbeddedPostgres) -> None:
@@ -110,7 +110,7 @@ def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path,
     squatter.listen()
     taken = squatter.getsockname()[1]
     ports = iter([taken])
-    monkeypatch.setattr("harness.services.embedded.free_port",
+    monkeypatch.setattr("makrx_contracts.harness.services.embedded.free_port",
                         lambda host="127.0.0.1": next(ports, None) or free_port(host))
     try:
         pg = EmbeddedPostgres(workdir=workdir, cache_dir=services_cache)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from harness.errors import ServiceError
-from harness.ports import port_is_bound
-from harness.services.embedded import EmbeddedRedis
+from makrx_contracts.harness.errors import ServiceError
+from makrx_contracts.harness.ports import port_is_bound
+from makrx_contracts.harness.services.embedded import EmbeddedRedis
 
 from .conftest import process_tree, running_as_root
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from harness.errors import ServiceError
-from harness.services.embedded import EmbeddedRedis
-from harness.services.external import CLAIM_KEY, ExternalRedis
+from makrx_contracts.harness.errors import ServiceError
+from makrx_contracts.harness.services.embedded import EmbeddedRedis
+from makrx_contracts.harness.services.external import CLAIM_KEY, ExternalRedis
 
 
 def _db(server: EmbeddedRedis, db: int) -> redis.Redis:

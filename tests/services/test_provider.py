@@ -8,12 +8,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.errors import ServiceError
-from harness.ports import free_port, port_is_bound
-from harness.services import Services, embedded, provide_services
-from harness.services import docker as docker_provider
-from harness.services.docker import DockerProvider
-from harness.services.embedded import EmbeddedPostgres, EmbeddedProvider
+from makrx_contracts.harness.errors import ServiceError
+from makrx_contracts.harness.ports import free_port, port_is_bound
+from makrx_contracts.harness.services import Services, embedded, provide_services
+from makrx_contracts.harness.services import docker as docker_provider
+from makrx_contracts.harness.services.docker import DockerProvider
+from makrx_contracts.harness.services.embedded import EmbeddedPostgres, EmbeddedProvider
 
 from .conftest import process_tree, running_as_root
 

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.target.resolve import REFERENCE_APP_DIR
+from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
 
 __all__ = ["Variant", "load_variants", "VARIANTS_DIR"]
 

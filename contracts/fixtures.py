@@ -1,5 +1,6 @@
-"""Fixtures shared by the contract modules: the OpenAPI document and provoked responses, once per session;
-callers of the protected operation and the JWKS lab for the AUTH modules."""
+"""Fixtures of the contract modules, registered by the plugin when a run has a target: the OpenAPI
+document and provoked responses, once per session; callers of the protected operation and the JWKS lab
+for the AUTH modules."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.client import ContractClient
-from harness.issuer import Issuer
-from harness.issuer.fixtures import TokenMaker
-from harness.openapi import OpenAPIDoc, Operation, fetch_openapi
-from harness.ports import SourceAddresses
-from harness.provoke import Provoker, database_outage
-from harness.target.launcher import RunningTarget, TargetLauncher
-from harness.target.resolve import TargetSpec
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.fixtures import TokenMaker
+from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
+from makrx_contracts.harness.ports import SourceAddresses
+from makrx_contracts.harness.provoke import Provoker, database_outage
+from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.target.resolve import TargetSpec
 
 from .bearer import Caller, ValidTokenCheck
 from .lab import Lab
