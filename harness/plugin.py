@@ -23,6 +23,7 @@ from .contract import AREAS, SHOULD, ContractViolation, contract_of
 from .errors import ConfigError, HarnessError
 from .issuer import Issuer
 from .issuer.catalogue import BadTokens
+from .isolation import isolate
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
 from .process import die_with_parent
@@ -55,6 +56,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """A run with a target is the gate, wherever it starts: the bundled contracts, none of the invoking
+    directory's test set-up (`harness/isolation.py`)."""
+    namespace = early_config.known_args_namespace
+    if namespace.makrx_target or early_config.getini("makrx_target") or os.environ.get("MAKRX_TARGET"):
+        isolate(early_config, parser, args, default_args=[str(CONTRACTS_DIR)])
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """The contracts directory is collected by module name (`harness/suite.py`)."""
     return ContractSuite.from_parent(parent, path=path) if path == CONTRACTS_DIR else None
@@ -76,9 +86,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_boot_errors_key] = {}
     if specs:
         config.pluginmanager.import_plugin(FIXTURES_PLUGIN)
-    if specs and config.args_source != pytest.Config.ArgsSource.ARGS:
-        # `pytest --makrx-target=x` alone runs the bundled contract suite.
-        config.args[:] = [str(CONTRACTS_DIR)]
     if specs and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
         scorecard = Scorecard(meta={"targets": ", ".join(s.raw for s in specs), "harness": __version__,
                                     "strict": str(makrx.strict).lower(), "services": makrx.services})

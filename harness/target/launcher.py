@@ -25,6 +25,7 @@ from ..errors import TargetError
 from ..ports import free_port
 from ..process import ManagedProcess, OwnedProcess, stop_all, tail
 from ..waiting import wait_for
+from .alembic import alembic_layout
 from .preload import ForkServer, ForkServerClient, ForkServerError, preload_modules
 from .resolve import TargetSpec
 
@@ -65,6 +66,16 @@ class MigrationResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def cause(self) -> str:
+        """The exception line of the output (`sqlalchemy.exc.OperationalError: ...`), not its last line,
+        which is often SQLAlchemy's "Background on this error at: <link>"."""
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        return next((line for line in reversed(lines) if _EXCEPTION_LINE.match(line)), lines[-1] if lines else "")
+
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)|FAILED)\b.*:")
 
 
 @dataclass
@@ -112,7 +123,7 @@ class TargetLauncher:
         settings = spec.settings
         self.ready_timeout = settings.ready_timeout or ready_timeout
         self.python = self._interpreter(settings.python or python)
-        self.cwd = (spec.path / settings.cwd).resolve() if settings.cwd and spec.path else spec.import_root
+        self.cwd = spec.cwd
         self._instances: list[RunningTarget] = []
         self._database_url: str | None = None
         self._count = 0
@@ -171,15 +182,18 @@ class TargetLauncher:
         python_vars = {k: v for k, v in env.items() if k.startswith("PYTHON")}
         return forks if python_vars == forks.status()["python_env"] else None
 
-    def _start(self, argv: list[str], *, env: Mapping[str, str], log_path: Path, name: str) -> OwnedProcess:
-        """``python -m module ...``: forked when the fork server can, else a new interpreter."""
+    def _start(self, argv: list[str], *, env: Mapping[str, str], log_path: Path, name: str,
+               cwd: Path | None = None) -> OwnedProcess:
+        """``python -m module ...``: forked when the fork server can, else a new interpreter; in ``cwd``
+        (default: the launcher's)."""
+        cwd = cwd or self.cwd
         forks = self._fork_for(env)
         if forks is not None and argv[1:2] == ["-m"]:
             try:
-                return forks.spawn(argv[2], argv[3:], env=env, cwd=self.cwd, log_path=log_path, name=name)
+                return forks.spawn(argv[2], argv[3:], env=env, cwd=cwd, log_path=log_path, name=name)
             except ForkServerError:
                 self._fork_failed = True  # kept for close(): what it forked so far still runs
-        return ManagedProcess(argv, log_path=log_path, env=env, cwd=self.cwd, name=name)
+        return ManagedProcess(argv, log_path=log_path, env=env, cwd=cwd, name=name)
 
     def _interpreter_env(self) -> dict[str, str]:
         """What every instance's environment has before the harness adds the MakrX settings."""
@@ -244,11 +258,13 @@ class TargetLauncher:
         return self.upgrade_head(ini, env)
 
     def upgrade_head(self, ini: Path, env: Mapping[str, str], timeout: float = 120.0) -> MigrationResult:
-        """Run `alembic -c INI upgrade head` with ``env``, in the backend's interpreter and directory."""
+        """Run `alembic -c INI upgrade head` with ``env``, in the backend's interpreter, from the directory
+        where its script_location resolves (`alembic.py`)."""
         argv = [self.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
         self._migrations += 1
         log_path = self.workdir / "logs" / f"{self.spec.name}-alembic-{self._migrations}.log"
-        process = self._start(argv, env=env, log_path=log_path, name="alembic")
+        cwd = alembic_layout(ini, self.spec).cwd
+        process = self._start(argv, env=env, log_path=log_path, name="alembic", cwd=cwd)
         finished = process.wait(timeout)
         code = process.stop()
         if not finished or code is None:

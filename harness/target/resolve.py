@@ -37,6 +37,13 @@ class TargetSpec:
         return self.url is not None
 
     @property
+    def cwd(self) -> Path | None:
+        """Where the backend runs: the settings' `cwd` (relative to the backend), else the import root."""
+        if self.settings.cwd and self.path is not None:
+            return (self.path / self.settings.cwd).resolve()
+        return self.import_root
+
+    @property
     def client_id(self) -> str:
         return self.settings.client_id or f"{self.name}-api"
 
@@ -74,6 +81,7 @@ def resolve_target(raw: str, config_file: Path | None = None, base: Path | None 
         raise ConfigError(f"no main.py in {directory}, so there is no app to start",
                           fix="point --makrx-target at the backend's directory, or set app = \"module:attr\" "
                               "in [tool.makrx-contract]")
-    qualified = f"{package}.{module}" if package else module
+    # `main:app` is inside the package; `backends.makrcave.main:app` (how teams write it) is already whole.
+    qualified = f"{package}.{module}" if package and not module.startswith(f"{package}.") else module
     return TargetSpec(raw=raw, name=directory.name, path=directory, import_root=import_root,
                       app=f"{qualified}:{attr}", settings=settings)
