@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from makrx_contracts.harness.access import ProbeChoice, choose_probe, role_rules
 from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
@@ -19,7 +21,7 @@ from makrx_contracts.harness.provoke import Provoker, database_outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.target.resolve import TargetSpec
 
-from .bearer import Caller, ValidTokenCheck
+from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
 from .lab import Lab
 
 
@@ -53,7 +55,7 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
 
     mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
     return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, outage,
-                    makrx_config.rate_budget)
+                    makrx_config.rate_budget, auth_probe=lambda: request.getfixturevalue("protected_operation"))
 
 
 # The contract that fails when a provoked situation answers with the wrong status.
@@ -96,16 +98,35 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
 
 
 @pytest.fixture(scope="session")
-def protected_operation(openapi: OpenAPIDoc | None) -> Operation:
-    """An operation that needs a bearer token (an OpenAPI security requirement): a GET without path
-    parameters when there is one, so a valid token gets a plain 2xx."""
+def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_client: ContractClient,
+               make_token: TokenMaker) -> ProbeChoice:
+    """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
     if openapi is None:
         pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
-    secured = [op for op in openapi.operations if op.secured]
-    if not secured:
+    settings = makrx_target.spec.settings
+
+    def status_with_token(op: Operation) -> int | None:
+        try:
+            return session_client.request(op.method, op.url(), headers={"Authorization": f"Bearer {make_token()}"},
+                                          timeout=HANG_SECONDS).status_code
+        except httpx.TransportError:
+            return None
+
+    try:
+        choice = choose_probe(openapi, settings, role_rules(openapi, settings),
+                              status_with_token if makrx_target.restartable else None)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if choice is None:
         pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
                     "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
-    return min(secured, key=lambda op: (op.method != "GET", "{" in op.path, op.has_body, op.path))
+    return choice
+
+
+@pytest.fixture(scope="session")
+def protected_operation(auth_probe: ProbeChoice) -> Operation:
+    """The AUTH probe's operation."""
+    return auth_probe.operation
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from makrx_contracts.harness.provoke import is_health_path
 
 pytestmark = pytest.mark.prefix
 
-_OUTSIDE_API_OK = re.compile(r"^/(health(/.*)?|metrics|docs.*|redoc.*|openapi\.json)$")
+# Probes (SPEC §5: health, healthz, readyz, livez, metrics) and the docs are not API routes.
+_OUTSIDE_API_OK = re.compile(r"^/(health(/.*)?|healthz|readyz|livez|metrics|docs.*|redoc.*|openapi\.json)$")
 _VERSIONED = re.compile(r"^/api/v\d+(/|$)")
 
 
@@ -36,7 +37,8 @@ def test_the_openapi_document_is_reachable(makrx_client: ContractClient) -> None
 
 @pytest.mark.contract("PREFIX-API", level=MUST)
 def test_routes_are_mounted_under_api(openapi: OpenAPIDoc | None) -> None:
-    """Every route except health probes, metrics and docs is under /api.
+    """Every route except probes (`/health...`, `/healthz`, `/readyz`, `/livez`, `/metrics`) and docs is
+    under /api.
 
     CONVENTIONS, API Prefix: "Mount routers under /api".
     """

@@ -128,16 +128,24 @@ class Limit:
 
 @pytest.fixture(scope="module")
 def rate_path(provoker: Provoker) -> str:
-    """The endpoint under test: ``rate_limit_path`` of the target's settings, else a public GET under /api."""
+    """The endpoint under test: ``rate_limit_path`` of the target's settings, else a public GET under /api,
+    else the GET a plain valid token may call."""
     return provoker.rate_limit_path()
 
 
 @pytest.fixture(scope="module")
+def rate_auth(provoker: Provoker) -> Callable[[], dict[str, str]]:
+    """Credentials of one new caller of the rate path (none when it is public)."""
+    return provoker.rate_limit_auth
+
+
+@pytest.fixture(scope="module")
 def limit(makrx_target: RunningTarget, rate_path: str, makrx_config: MakrxConfig,
-          makrx_source_addresses: SourceAddresses) -> Limit | None:
+          makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]]) -> Limit | None:
     """The limit as observed by a burst from a fresh address (a second try if the window reset)."""
     for _ in range(2):
-        with ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next()) as client:
+        with ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next(),
+                            headers=rate_auth()) as client:
             seen = burst([client], rate_path, makrx_config.rate_budget)
         if seen.limited is None:
             return None
@@ -154,12 +162,14 @@ def need(limit: Limit | None, makrx_config: MakrxConfig) -> Limit:
 
 
 @pytest.fixture
-def fresh(makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest
-          ) -> Callable[..., list[ContractClient]]:
-    """``fresh(a, b, ...)``: one client per given instance, all from one new source address (one caller)."""
+def fresh(makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]],
+          request: pytest.FixtureRequest) -> Callable[..., list[ContractClient]]:
+    """``fresh(a, b, ...)``: one client per given instance, all from one new source address and with one
+    caller's credentials (one caller)."""
     def make(*targets: RunningTarget) -> list[ContractClient]:
         address = makrx_source_addresses.next()
-        clients = [ContractClient(t.base_url, source_address=address) for t in targets]
+        headers = rate_auth()
+        clients = [ContractClient(t.base_url, source_address=address, headers=headers) for t in targets]
         for client in clients:
             request.addfinalizer(client.close)
         return clients
@@ -272,14 +282,14 @@ def _limit_headers(response: httpx.Response) -> list[str]:
 
 @pytest.mark.contract("RATE-HEADERS", level=SHOULD)
 def test_limit_headers_are_sent(provoked: Callable[..., httpx.Response], makrx_client: ContractClient,
-                                rate_path: str) -> None:
+                                rate_path: str, rate_auth: Callable[[], dict[str, str]]) -> None:
     """Responses of a limited endpoint, the 429 included, tell the client its limit: the IETF draft's
     RateLimit/RateLimit-Policy (or RateLimit-Limit/-Remaining), or the legacy X-RateLimit-*.
 
     CONVENTIONS, Rate Limiting; draft-ietf-httpapi-ratelimit-headers.
     """
     limited = provoked("429")
-    ok = makrx_client.get(rate_path)
+    ok = makrx_client.get(rate_path, headers=rate_auth())
     if ok.status_code >= 500:
         pytest.skip(f"precondition: {rate_path} answers {ok.status_code} under its limit (a server error, "
                     "not a rate-limit matter)")

@@ -87,11 +87,11 @@ def violation(title: str, *, received: str, expected: str,
 
 
 def expect(condition: object, title: str, *, received: str, expected: str,
-           response: httpx.Response | list[httpx.Response] | None = None) -> None:
+           response: httpx.Response | list[httpx.Response] | None = None, details: str | None = None) -> None:
     """Raise a ContractViolation unless ``condition`` holds."""
     __tracebackhide__ = True
     if not condition:
-        raise violation(title, received=received, expected=expected, response=response)
+        raise violation(title, received=received, expected=expected, response=response, details=details)
 
 
 def expect_eventually(fetch: Callable[[], httpx.Response], ok: Callable[[httpx.Response], bool], *, title: str,

@@ -35,14 +35,16 @@ def _pick(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 def parse_error_body(response: httpx.Response) -> ErrorBody:
-    """Accept ``{"error": {...}}``, a flat object, or RFC 9457 problem+json; report what is missing."""
+    """Accept a flat object, one wrapper (``{"error": {...}}``, ``{"detail": {...}}``) or RFC 9457
+    problem+json; report what is missing."""
     try:
         data = json.loads(response.content) if response.content else None
     except ValueError:
         return ErrorBody(None, None, None, ("body is not JSON",))
     if not isinstance(data, dict):
         return ErrorBody(None, None, None, (f"body is JSON {type(data).__name__}, not an object",))
-    layers = [data] + [data[k] for k in ("error", "errors") if isinstance(data.get(k), dict)]
+    # One wrapper object is the same shape: FastAPI's HTTPException(detail={...}) nests it under "detail".
+    layers = [data] + [data[k] for k in ("error", "errors", "detail") if isinstance(data.get(k), dict)]
     code = next((c for layer in layers if (c := _pick(layer, _CODE_KEYS))), None)
     if code is None and isinstance(data.get("error"), str):
         code = data["error"]

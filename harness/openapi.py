@@ -24,6 +24,7 @@ class Operation:
     secured: bool
     has_body: bool
     path_params: dict[str, str]  # name -> JSON schema type
+    scopes: tuple[str, ...] = ()  # named by its security requirements: FastAPI's `Security(..., scopes=[...])`
 
     def url(self, fill: str | None = None) -> str:
         """The path with every parameter filled: ``fill`` if given, else a value of the declared type."""
@@ -45,18 +46,19 @@ class OpenAPIDoc:
     @property
     def operations(self) -> list[Operation]:
         ops = []
-        global_security = bool(self.data.get("security"))
         for path, item in (self.data.get("paths") or {}).items():
             shared = item.get("parameters", [])
             for method in _HTTP_METHODS:
                 op = item.get(method)
                 if not isinstance(op, dict):
                     continue
-                security = op.get("security", None)
-                secured = bool(security) if security is not None else global_security
+                security = (op["security"] if "security" in op else self.data.get("security")) or []
+                secured = bool(security)
                 params = {p.get("name"): (p.get("schema") or {}).get("type", "string")
                           for p in [*shared, *op.get("parameters", [])] if p.get("in") == "path"}
-                ops.append(Operation(path, method.upper(), secured, "requestBody" in op, params))
+                scopes = tuple(dict.fromkeys(scope for requirement in security if isinstance(requirement, dict)
+                                             for names in requirement.values() for scope in names or ()))
+                ops.append(Operation(path, method.upper(), secured, "requestBody" in op, params, scopes))
         return ops
 
     def methods_of(self, path: str) -> set[str]:

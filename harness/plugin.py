@@ -260,8 +260,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             for spec in config.stash.get(_specs_key, [])]
 
 
-def _fail_run(exc: HarnessError) -> None:
-    """A harness problem ends the whole run with its one message, instead of a wall of errors."""
+def _fail_run(exc: HarnessError, session: pytest.Session) -> None:
+    """A harness problem ends the whole run with its one message, instead of a wall of errors. An xdist
+    worker also hands the message to its controller as the reason to stop (`shouldstop`): a worker that
+    only exited would leave its scheduled tests behind, which xdist reports as an INTERNALERROR."""
+    if hasattr(session.config, "workerinput"):
+        session.shouldstop = str(exc)
     pytest.exit(str(exc), returncode=pytest.ExitCode.TESTS_FAILED)
 
 
@@ -314,7 +318,8 @@ def makrx_workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig: pytest.Config) -> Iterator[Any]:
+def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig: pytest.Config,
+                   request: pytest.FixtureRequest) -> Iterator[Any]:
     """Redis and Postgres from the provider chain (external, docker, embedded)."""
     from .services import provide_services
 
@@ -325,7 +330,7 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
                                         redis_image=makrx_config.redis_image,
                                         postgres_image=makrx_config.postgres_image)
     except HarnessError as exc:
-        _fail_run(exc)
+        _fail_run(exc, request.session)
     _say(pytestconfig, f"makrx services: {services.provider} ({services.reason})")
     try:
         yield services
@@ -334,7 +339,8 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
 
 
 @pytest.fixture(scope="session")
-def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iterator[Issuer]:
+def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config,
+                 request: pytest.FixtureRequest) -> Iterator[Issuer]:
     """The fake Keycloak issuer (realm makrx) on a free loopback port; usable without a target."""
     specs = pytestconfig.stash.get(_specs_key, [])
     audience = {"default_audience": specs[0].client_id} if specs else {}
@@ -343,7 +349,7 @@ def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config) -> Iter
             issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
                             **audience).start()
     except HarnessError as exc:
-        _fail_run(exc)
+        _fail_run(exc, request.session)
     try:
         yield issuer
     finally:
@@ -394,6 +400,7 @@ def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) 
         return RunningTarget(spec=spec, base_url=str(spec.url))
     issuer = request.getfixturevalue("makrx_issuer")
     issuer.tokens.default_audience = spec.client_id  # make_token follows the target being checked
+    issuer.tokens.default_roles = spec.settings.token_roles
     launcher: TargetLauncher = request.getfixturevalue("makrx_launcher")
     try:
         target = launcher.launch(name=spec.display.replace("/", "_"))
@@ -407,7 +414,7 @@ def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessE
     """One target that cannot boot: one message. Alone it ends the run; in a matrix, its tests error."""
     request.config.stash[_boot_errors_key][spec.display] = exc.message
     if len(request.config.stash[_specs_key]) == 1:
-        _fail_run(exc)
+        _fail_run(exc, request.session)
     pytest.fail(str(exc), pytrace=False)
 
 
@@ -508,6 +515,11 @@ def _stale_waivers(config: pytest.Config, scorecard: Scorecard) -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # The xdist controller stops on a worker's harness message as an interruption (`_fail_run`): the same
+    # failure as a serial run's, so it exits 1 as that one does, not 2.
+    stopped_by = getattr(session.config.pluginmanager.get_plugin("dsession"), "shouldstop", "")
+    if str(stopped_by).startswith("[makrx") and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     scorecard = session.config.stash.get(_scorecard_key, None)
     if scorecard is None:
         return

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .access import role_rules, rule_for
 from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
 from .target.settings import TargetSettings
@@ -35,7 +36,9 @@ class Provoker:
 
     def __init__(self, client: ContractClient, new_client: Callable[[], ContractClient], doc: OpenAPIDoc | None,
                  settings: TargetSettings, mint: Callable[..., str] | None, outage: Callable[[], Any],
-                 rate_budget: int) -> None:
+                 rate_budget: int, auth_probe: Callable[[], Operation] | None = None) -> None:
+        """``auth_probe``: the operation a plain valid token may call (found lazily: it costs requests)."""
+        self.auth_probe = auth_probe
         self.client = client
         self.new_client = new_client
         self.doc = doc
@@ -55,6 +58,14 @@ class Provoker:
             pytest.skip("needs a token the backend trusts: a URL target trusts its own Keycloak, not the harness's")
         return {"Authorization": f"Bearer {self.mint(**claims)}"}
 
+    def credentials(self, op: Operation, **claims: Any) -> dict[str, str]:
+        """What a caller allowed to call ``op`` sends: nothing for a public operation, a valid token with
+        the roles a role rule names (so a 422 or 5xx provoked there is not a role's 403)."""
+        if not op.secured:
+            return {}
+        rule = rule_for(op, role_rules(self.doc, self.settings))
+        return self.bearer(**claims, **({"roles": rule.roles} if rule else {}))
+
     def ok(self) -> httpx.Response:
         return self.client.get("/health")
 
@@ -66,10 +77,11 @@ class Provoker:
         return self.client.request(op.method, op.url(), json={} if op.has_body else None)
 
     def forbidden(self) -> httpx.Response:
-        if not self.settings.roles:
-            pytest.skip("no role-protected endpoint configured: add [[roles]] path/method/roles to "
-                        "[tool.makrx-contract]")
-        rule = self.settings.roles[0]
+        rules = role_rules(self.doc, self.settings)
+        if not rules:
+            pytest.skip("no role-protected endpoint known: no OpenAPI security requirement names scopes, and no "
+                        "[[roles]] path/method/roles in [tool.makrx-contract]")
+        rule = rules[0]
         path = rule.path
         op = next((o for o in self._ops() if o.path == rule.path and o.method == rule.method), None)
         if op is not None:
@@ -94,12 +106,11 @@ class Provoker:
         ops = self._ops()
         typed = [o for o in ops if any(t in ("integer", "number") for t in o.path_params.values())]
         for op in sorted(typed, key=lambda o: (o.secured, o.method != "GET")):
-            headers = self.bearer() if op.secured else {}
-            return self.client.request(op.method, op.url(fill="not-a-number"), headers=headers)
+            return self.client.request(op.method, op.url(fill="not-a-number"), headers=self.credentials(op))
         bodied = [o for o in ops if o.has_body]
         if bodied:
             op = bodied[0]
-            return self.client.request(op.method, op.url(), headers=self.bearer() if op.secured else {},
+            return self.client.request(op.method, op.url(), headers=self.credentials(op),
                                        json={"makrx-contract": ["not", "the", "schema"]})
         pytest.skip("no operation with a typed path parameter or a request body to send invalid input to")
 
@@ -108,27 +119,45 @@ class Provoker:
         if not bodied:
             pytest.skip("no operation in the OpenAPI document takes a request body")
         op = bodied[0]
-        headers = {"Content-Type": "application/json", **(self.bearer() if op.secured else {})}
+        headers = {"Content-Type": "application/json", **self.credentials(op)}
         return self.client.request(op.method, op.url(), headers=headers, content=b'{"name": "x", broken')
 
-    def rate_limit_path(self) -> str:
+    def _rate_limit_op(self) -> Operation:
+        """`rate_limit_path` of the settings, else a public GET under /api, else the GET a plain token may
+        call (an API all behind auth is limited too)."""
         if self.settings.rate_limit_path:
-            return self.settings.rate_limit_path
+            path = self.settings.rate_limit_path
+            listed = [op for op in (self.doc.operations if self.doc else []) if op.path == path and op.method == "GET"]
+            return listed[0] if listed else Operation(path, "GET", False, False, {})
         for op in self._ops():
             if op.method == "GET" and not op.secured and "{" not in op.path and op.path.startswith("/api") \
                     and not is_health_path(op.path):
-                return op.path
-        pytest.skip("no public GET endpoint under /api to rate-limit: set rate_limit_path in [tool.makrx-contract]")
+                return op
+        probe = self.auth_probe() if self.auth_probe is not None and self.mint is not None else None
+        if probe is not None and probe.method == "GET" and "{" not in probe.path:
+            return probe
+        pytest.skip("no GET endpoint under /api to rate-limit (public, or one a plain token may call): set "
+                    "rate_limit_path in [tool.makrx-contract]")
+
+    def rate_limit_path(self) -> str:
+        return self._rate_limit_op().path
+
+    def rate_limit_auth(self) -> dict[str, str]:
+        """Credentials of one new caller of the rate-limit path: none for a public one, else a valid token
+        of a user of its own (a limiter keyed by user never counts two callers together)."""
+        op = self._rate_limit_op()
+        return self.credentials(op, user=f"rate-{uuid.uuid4().hex}") if op.secured else {}
 
     def rate_limited(self, client: ContractClient | None = None) -> httpx.Response:
         """Burst from a fresh source address until a 429 (or the budget is spent: the last response)."""
         client = client or self.new_client()
         path = self.rate_limit_path()
-        response = client.get(path)
+        headers = self.rate_limit_auth()
+        response = client.get(path, headers=headers)
         for _ in range(self.rate_budget - 1):
             if response.status_code == 429:
                 break
-            response = client.get(path)
+            response = client.get(path, headers=headers)
         # Keep only the last exchanges: hundreds of identical ones would bury the failure message.
         del client.exchanges[:-2]
         return response
@@ -141,7 +170,7 @@ class Provoker:
         last: httpx.Response | None = None
         with self.outage():
             for op in candidates:
-                headers = {"Origin": LOCAL_ORIGIN, **(self.bearer() if op.secured else {})}
+                headers = {"Origin": LOCAL_ORIGIN, **self.credentials(op)}
                 try:
                     last = self.client.get(op.url(), headers=headers)
                 except httpx.TimeoutException:

@@ -60,6 +60,29 @@ def test_an_app_that_raises_on_import(tmp_path: Path) -> None:
     assert not _processes_mentioning(str(app))
 
 
+def test_an_app_that_raises_on_import_under_xdist_reads_the_same(tmp_path: Path) -> None:
+    """A worker's harness error stops the run with its message and exit 1, as serially: not an
+    INTERNALERROR about the tests the worker left unfinished."""
+    app = _backend(tmp_path, "raise RuntimeError('boom: SMTP_HOST is not set')\n")
+    code, out = run(str(app), "-n", "2")
+    assert code == pytest.ExitCode.TESTS_FAILED, out
+    assert "failed to start" in out and "RuntimeError: boom: SMTP_HOST is not set" in out
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert not _processes_mentioning(str(app))
+
+
+@pytest.mark.parametrize(("error", "setting"), [
+    ("raise ValueError('SMTP_USERNAME and SMTP_PASSWORD environment variables must be set.')",
+     'give it in [env] of makrx-contract.toml beside the backend (SMTP_USERNAME = "..." SMTP_PASSWORD = "...")'),
+    ("import jose_not_installed", 'set python = ".venv/bin/python"'),
+    ("raise ValueError('ENVIRONMENT must be one of development, staging, production')", 'set environment = "development"'),
+])
+def test_a_boot_failure_names_the_setting_that_fixes_it(tmp_path: Path, error: str, setting: str) -> None:
+    code, out = run(str(_backend(tmp_path, error + "\n")))
+    assert code == pytest.ExitCode.TESTS_FAILED
+    assert setting in out, out
+
+
 def test_an_app_that_never_answers(tmp_path: Path) -> None:
     app = _backend(tmp_path, "import time\ntime.sleep(600)\n")
     code, out = run(str(app), "--makrx-ready-timeout=2")

@@ -308,7 +308,7 @@ class Issuer:
     def mint(
         self,
         audience: str | Sequence[str] | None = None,
-        roles: Iterable[str] = ("user",),
+        roles: Iterable[str] | None = None,
         client_roles: Mapping[str, Iterable[str]] | None = None,
         user: User | int | str | None = None,
         expires_in: int | None = None,

@@ -53,6 +53,7 @@ class TokenFactory:
         self.issuer_url = issuer_url
         self.users = users if users is not None else UserDirectory(keys.seed, keys.realm)
         self.default_audience = default_audience
+        self.default_roles: tuple[str, ...] = ("user",)  # realm roles when a caller names none
         self.lifetime = lifetime
         self.refresh_lifetime = refresh_lifetime
         self.scope = scope
@@ -94,7 +95,7 @@ class TokenFactory:
     def claims(
         self,
         audience: str | Sequence[str] | None = None,
-        roles: Iterable[str] = ("user",),
+        roles: Iterable[str] | None = None,
         client_roles: Mapping[str, Iterable[str]] | None = None,
         user: User | int | str | None = None,
         expires_in: int | None = None,
@@ -106,7 +107,8 @@ class TokenFactory:
 
         ``audience`` is the ``aud`` claim as given (a string, or a list such as ``["x-api", "account"]``);
         ``azp`` defaults to the first audience. ``roles`` go to ``realm_access.roles`` and
-        ``client_roles`` to ``resource_access.<client>.roles``, exactly as given. ``expires_in`` may be
+        ``client_roles`` to ``resource_access.<client>.roles``, exactly as given (``roles`` defaults to
+        ``default_roles``, ["user"] unless a target's token_roles say otherwise). ``expires_in`` may be
         negative (an expired token). ``overrides`` (for names that are not identifiers, such as
         ``allowed-origins``) and keyword overrides replace claims; ``None`` removes one.
         """
@@ -126,7 +128,7 @@ class TokenFactory:
             "sid": session,
             "session_state": session,
             "acr": "1",
-            "realm_access": {"roles": list(roles)},
+            "realm_access": {"roles": list(self.default_roles if roles is None else roles)},
             "resource_access": {client: {"roles": list(r)} for client, r in (client_roles or {}).items()},
             "scope": self.scope,
         }
@@ -183,7 +185,7 @@ class TokenFactory:
     def mint(
         self,
         audience: str | Sequence[str] | None = None,
-        roles: Iterable[str] = ("user",),
+        roles: Iterable[str] | None = None,
         client_roles: Mapping[str, Iterable[str]] | None = None,
         user: User | int | str | None = None,
         expires_in: int | None = None,

@@ -78,6 +78,22 @@ class MigrationResult:
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)|FAILED)\b.*:")
 
 
+def _setting_for(error: str, source: Path | None) -> str | None:
+    """The per-target setting that fixes the usual boot failures of real backends, named in the message."""
+    where = source.name if source else "makrx-contract.toml beside the backend"
+    if error.startswith(("ModuleNotFoundError", "ImportError")):
+        return (f"the interpreter lacks the backend's packages: set python = \".venv/bin/python\" (its own venv) "
+                f"in {where}, or pass --makrx-python")
+    lowered = error.lower()
+    if "environment" in lowered and ("development" in lowered or "production" in lowered):
+        return f"the backend rejects ENVIRONMENT=test: set environment = \"development\" (or what it accepts) in {where}"
+    names = re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", error)
+    if names and any(word in lowered for word in ("must be set", "not set", "required", "missing", "keyerror")):
+        entries = " ".join(f'{name} = "..."' for name in dict.fromkeys(names))
+        return f"the backend needs {', '.join(dict.fromkeys(names))} at import: give it in [env] of {where} ({entries})"
+    return None
+
+
 @dataclass
 class RunningTarget:
     """A backend that answers HTTP at ``base_url``; ``process`` is None for URL targets."""
@@ -361,9 +377,10 @@ class TargetLauncher:
                                    "(use {port} in the per-target 'command')", details=log)
         error = _last_error_line(full)
         if error is not None:
+            setting = _setting_for(error, self.spec.settings.source)
+            fix = f"run the same command yourself to see it: cd {self.cwd} && {cmd}"
             return TargetError(f"{self.spec.name} failed to start: {error}",
-                               fix=f"run the same command yourself to see it: cd {self.cwd} && {cmd}",
-                               details=log)
+                               fix=f"{setting}; or {fix}" if setting else fix, details=log)
         if target.process and target.process.exit_code() is None:
             return TargetError(f"{self.spec.name} started but never answered HTTP ({reason})",
                                fix="raise --makrx-ready-timeout if it boots slowly, or check what it waits for",

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 __all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings"]
 
 _KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
-               "cwd", "python", "ready_timeout", "database_url", "migrate", "preload"}
+               "cwd", "python", "ready_timeout", "database_url", "migrate", "preload", "auth_probe", "token_roles"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class TargetSettings:
     environment: str = "test"
     client_id: str | None = None
     rate_limit_path: str | None = None
+    auth_probe: str | None = None  # "GET /api/v1/me": the operation a plain valid token may call
+    token_roles: tuple[str, ...] = ("user",)  # realm roles of the plain valid token
     roles: tuple[RoleRule, ...] = ()
     waivers: tuple[Waiver, ...] = ()
     migrate: bool | None = None
@@ -80,6 +82,12 @@ def _find(target_dir: Path | None, explicit: Path | None) -> tuple[dict[str, Any
         if section is not None:
             return section, pyproject
     return {}, None
+
+
+def _strings(value: Any, key: str, source: Path | None) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{source}: '{key}' must be a list of strings", fix=f'e.g. {key} = ["user"]')
+    return tuple(value)
 
 
 def load_settings(target_dir: Path | None, explicit: Path | None = None) -> TargetSettings:
@@ -118,6 +126,8 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         environment=str(data.get("environment", "test")),
         client_id=data.get("client_id"),
         rate_limit_path=data.get("rate_limit_path"),
+        auth_probe=data.get("auth_probe"),
+        token_roles=_strings(data.get("token_roles", ["user"]), "token_roles", source),
         roles=tuple(roles),
         waivers=tuple(waivers),
         migrate=data.get("migrate"),
