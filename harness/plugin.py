@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from . import __version__, timings
@@ -492,14 +493,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and call.excinfo is not None:
         info = contract_of(item)
         error = call.excinfo.value
+        head = f"{info.id} [{info.level.value}] " if info else ""
+        transport = _transport_error(error)
         if isinstance(error, ContractViolation):
-            head = f"{info.id} [{info.level.value}] " if info else ""
             report.longrepr = head + str(error)
             report.user_properties.append(("makrx_reason", f"{error.title} (received: {error.received})"))
+        elif transport is not None:
+            cause = f"{type(transport).__name__}: {transport or 'no detail'}"
+            report.longrepr = (f"{head}the backend did not answer a request of the contract\n"
+                               f"  Request: {_request_line(transport)}\n  Cause: {cause}")
+            report.user_properties.append(("makrx_reason", f"no answer ({cause})"))
         target = item.config.stash[_targets_key].get(spec.display) if spec else None
         if target is not None and target.log_path is not None:
             report.sections.append(("backend log (last lines)", target.log_tail(20)))
     return report
+
+
+def _transport_error(error: BaseException) -> httpx.TransportError | None:
+    """The timeout, reset or refusal behind a contract's error, also inside hypothesis' FlakyFailure and
+    exception groups: a backend that stops answering is the contract's failure, not a traceback."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            return current
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += list(getattr(current, "exceptions", ()))
+    return None
+
+
+def _request_line(error: httpx.TransportError) -> str:
+    try:
+        return f"{error.request.method} {error.request.url}"
+    except RuntimeError:  # raised before a request was attached
+        return "(unknown)"
 
 
 def _expired_waivers(config: pytest.Config) -> list[str]:
@@ -523,8 +554,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     scorecard = session.config.stash.get(_scorecard_key, None)
     if scorecard is None:
         return
+    orphans = scorecard.fail_orphan_skips()
+    if orphans and session.exitstatus == pytest.ExitCode.OK and any(
+            row.outcome == "failed" for row in scorecard.rows.values()):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     expired = _expired_waivers(session.config)
-    scorecard.notes += expired + _stale_waivers(session.config, scorecard)
+    scorecard.notes += orphans + expired + _stale_waivers(session.config, scorecard)
     if expired and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an expired waiver fails the gate
     scorecard.publish(session.config.stash[_config_key].report)

@@ -75,7 +75,8 @@ def test_an_app_that_raises_on_import_under_xdist_reads_the_same(tmp_path: Path)
     ("raise ValueError('SMTP_USERNAME and SMTP_PASSWORD environment variables must be set.')",
      'give it in [env] of makrx-contract.toml beside the backend (SMTP_USERNAME = "..." SMTP_PASSWORD = "...")'),
     ("import jose_not_installed", 'set python = ".venv/bin/python"'),
-    ("raise ValueError('ENVIRONMENT must be one of development, staging, production')", 'set environment = "development"'),
+    ("raise ValueError('1 validation error for Settings\\nENVIRONMENT\\n  String should match pattern "
+     "^(development|staging|production)$')", 'set environment = "development"'),
 ])
 def test_a_boot_failure_names_the_setting_that_fixes_it(tmp_path: Path, error: str, setting: str) -> None:
     code, out = run(str(_backend(tmp_path, error + "\n")))

@@ -167,3 +167,40 @@ def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert done.returncode == 0
     text = summary.read_text()
     assert text.startswith("earlier step\n") and "## MakrX contract scorecard" in text
+
+
+def test_a_precondition_skip_whose_owner_did_not_fail_fails_itself() -> None:
+    """`(see OWNER)` points at the contract that keeps the gate red; when OWNER passed or skipped, nothing
+    judged the skipped contract, and it fails (a SHOULD one warns) instead of hiding a gap."""
+    from makrx_contracts.harness.report import Row, Scorecard
+
+    card = Scorecard()
+    rows = [Row("t", "AUTH", "AUTH-VALID-TOKEN", "MUST", "a", "passed"),
+            Row("t", "AUTH", "AUTH-ROLE-FORBIDDEN", "MUST", "b", "skipped",
+                "precondition: a valid token is refused (see AUTH-VALID-TOKEN)"),
+            Row("t", "ERRORS", "ERR-STATUS", "MUST", "c", "failed", "the 422 situation answered 500"),
+            Row("t", "ERRORS", "ERR-SHAPE", "MUST", "d", "skipped",
+                "precondition: the 422 situation answered 500 (see ERR-STATUS)"),
+            Row("t", "CORS", "CORS-EXPOSE", "SHOULD", "e", "skipped",
+                "precondition: http://localhost:3000 is not echoed at all (see CORS-LOCAL-DEFAULT)"),
+            Row("t", "CORS", "CORS-LOCAL-DEFAULT", "MUST", "g", "passed"),
+            Row("t", "RATE LIMIT", "RATE-SHARED", "MUST", "f", "skipped",
+                "Redis is external (not started by the harness), so it cannot be stopped")]
+    card.rows = {row.nodeid: row for row in rows}
+    lines = card.fail_orphan_skips()
+    assert [row.outcome for row in rows] == ["passed", "failed", "failed", "skipped", "warned", "passed", "skipped"]
+    assert len(lines) == 2 and "AUTH-VALID-TOKEN did not fail in this run" in lines[0]
+
+
+def test_an_owner_that_failed_under_a_waiver_or_did_not_run_keeps_the_skip() -> None:
+    from makrx_contracts.harness.report import Row, Scorecard
+
+    card = Scorecard()
+    rows = [Row("t", "CORS", "CORS-LOCAL-DEFAULT", "MUST", "a", "waived"),
+            Row("t", "CORS", "CORS-VARY-ORIGIN", "MUST", "b", "skipped",
+                "precondition: http://localhost:3000 is not echoed at all (see CORS-LOCAL-DEFAULT)"),
+            Row("t", "AUTH", "AUTH-ROLE-FORBIDDEN", "MUST", "c", "skipped",
+                "precondition: a valid token is refused (see AUTH-VALID-TOKEN)")]
+    card.rows = {row.nodeid: row for row in rows}
+    assert card.fail_orphan_skips() == []
+    assert [row.outcome for row in rows] == ["waived", "skipped", "skipped"]

@@ -78,13 +78,14 @@ class MigrationResult:
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)|FAILED)\b.*:")
 
 
-def _setting_for(error: str, source: Path | None) -> str | None:
-    """The per-target setting that fixes the usual boot failures of real backends, named in the message."""
+def _setting_for(error: str, log: str, source: Path | None) -> str | None:
+    """The per-target setting that fixes the usual boot failures of real backends, named in the message
+    (``log``: the last lines, where pydantic puts the field that failed)."""
     where = source.name if source else "makrx-contract.toml beside the backend"
     if error.startswith(("ModuleNotFoundError", "ImportError")):
         return (f"the interpreter lacks the backend's packages: set python = \".venv/bin/python\" (its own venv) "
                 f"in {where}, or pass --makrx-python")
-    lowered = error.lower()
+    lowered = f"{error}\n{log}".lower()
     if "environment" in lowered and ("development" in lowered or "production" in lowered):
         return f"the backend rejects ENVIRONMENT=test: set environment = \"development\" (or what it accepts) in {where}"
     names = re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", error)
@@ -377,7 +378,7 @@ class TargetLauncher:
                                    "(use {port} in the per-target 'command')", details=log)
         error = _last_error_line(full)
         if error is not None:
-            setting = _setting_for(error, self.spec.settings.source)
+            setting = _setting_for(error, log, self.spec.settings.source)
             fix = f"run the same command yourself to see it: cd {self.cwd} && {cmd}"
             return TargetError(f"{self.spec.name} failed to start: {error}",
                                fix=f"{setting}; or {fix}" if setting else fix, details=log)
