@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from makrx_contracts.harness import discovery
 from makrx_contracts.harness.access import ProbeChoice, choose_probe, role_rules
 from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.discovery import Finding
 from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
@@ -20,6 +22,7 @@ from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import Provoker, database_outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.target.resolve import TargetSpec
+from makrx_contracts.harness.target.settings import RoleRule
 
 from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
 from .lab import Lab
@@ -71,7 +74,7 @@ def _is_kind(kind: str, status: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
+def provoked(provoker: Provoker, discovered: Callable[..., None]) -> Callable[[str], httpx.Response]:
     """The response of each kind, provoked once per session and shared by the contracts that read it.
 
     A contract about, say, the body of a 403 cannot judge a 401 given instead: it is skipped naming
@@ -84,6 +87,8 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
         if kind not in cache:
             try:
                 cache[kind] = provoker.provoke(kind)
+                if kind == "429" and not provoker.settings.rate_limit_path:
+                    discovered("rate_limit_path", f'"{provoker.rate_limit_path()}"', "the GET the rate-limit bursts call")
             except pytest.skip.Exception as exc:
                 cache[kind] = exc  # a kind this backend cannot show is skipped once, not re-tried
         found = cache[kind]
@@ -98,8 +103,22 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
 
 
 @pytest.fixture(scope="session")
+def discovered(makrx_target_spec: TargetSpec, pytestconfig: pytest.Config) -> Callable[..., None]:
+    """``discovered(key, toml_value, note)``: report a setting found by asking the backend (harness/discovery.py)."""
+    def record(key: str, value: str, note: str = "") -> None:
+        discovery.record(pytestconfig, Finding(makrx_target_spec.display, key, value, note))
+
+    return record
+
+
+def _toml_role_table(rule: RoleRule) -> str:
+    roles = ", ".join(f'"{role}"' for role in rule.roles)
+    return f'[[tool.makrx-contract.roles]]\npath = "{rule.path}"\nmethod = "{rule.method}"\nroles = [{roles}]'
+
+
+@pytest.fixture(scope="session")
 def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_client: ContractClient,
-               make_token: TokenMaker) -> ProbeChoice:
+               make_token: TokenMaker, discovered: Callable[..., None]) -> ProbeChoice:
     """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
     if openapi is None:
         pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
@@ -120,6 +139,10 @@ def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_
     if choice is None:
         pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
                     "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
+    if choice.source == "discovered":
+        discovered("auth_probe", f'"{choice.operation.method} {choice.operation.path}"', choice.describe())
+    for rule in role_rules(openapi, settings)[len(settings.roles):]:
+        discovered("roles", _toml_role_table(rule), f"{rule.method} {rule.path}: roles from its OpenAPI security scopes")
     return choice
 
 

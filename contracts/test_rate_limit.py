@@ -26,6 +26,7 @@ from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.target.resolve import TargetSpec
 
 pytestmark = pytest.mark.ratelimit
 
@@ -127,10 +128,13 @@ class Limit:
 
 
 @pytest.fixture(scope="module")
-def rate_path(provoker: Provoker) -> str:
+def rate_path(provoker: Provoker, makrx_target_spec: TargetSpec, discovered: Callable[..., None]) -> str:
     """The endpoint under test: ``rate_limit_path`` of the target's settings, else a public GET under /api,
     else the GET a plain valid token may call."""
-    return provoker.rate_limit_path()
+    path = provoker.rate_limit_path()
+    if not makrx_target_spec.settings.rate_limit_path:
+        discovered("rate_limit_path", f'"{path}"', "the GET the rate-limit bursts call")
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,8 @@ OPTIONS: tuple[Option, ...] = (
            kind="int", default=10),
     Option("python", "interpreter that runs path targets (e.g. the backend's venv/bin/python).", env="MAKRX_PYTHON"),
     Option("report", "write the conformance scorecard to FILE.md and FILE.json.", env="MAKRX_REPORT"),
+    Option("discover", "boot the target, run only the contracts that discover settings, and print them as a "
+           "[tool.makrx-contract] block to paste.", kind="bool", default=False),
 )
 
 
@@ -78,6 +80,7 @@ class MakrxConfig:
     fuzz_examples: int = 10
     python: str | None = None
     report: Path | None = None
+    discover: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
 

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from . import __version__, timings
-from .client import ContractClient
+from . import __version__, discovery, timings
+from .client import ContractClient, tls_context
 from .config import MakrxConfig, add_options, resolve_config
 from .contract import AREAS, SHOULD, ContractViolation, contract_of
-from .errors import ConfigError, HarnessError
+from .errors import ConfigError, HarnessError, TargetError
 from .issuer import Issuer
 from .issuer.catalogue import BadTokens
 from .isolation import isolate
@@ -40,6 +40,7 @@ _config_key = pytest.StashKey[MakrxConfig]()
 _specs_key = pytest.StashKey[list[TargetSpec]]()
 _targets_key = pytest.StashKey[dict[str, RunningTarget]]()
 _boot_errors_key = pytest.StashKey[dict[str, str]]()
+_left_out_key = pytest.StashKey[list[str]]()
 _scorecard_key = pytest.StashKey[Scorecard]()
 _fork_servers_key = pytest.StashKey[SharedForkServers]()
 
@@ -77,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: contracts of the {title} area.")
     try:
         makrx = resolve_config(config)
-        specs = [resolve_target(raw, makrx.config) for raw in _expand(makrx.target)]
+        specs, left_out = _resolve_all(makrx)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     specs = _labelled(specs)
@@ -85,11 +86,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_specs_key] = specs
     config.stash[_targets_key] = {}
     config.stash[_boot_errors_key] = {}
+    config.stash[_left_out_key] = left_out
     if specs:
         config.pluginmanager.import_plugin(FIXTURES_PLUGIN)
     if specs and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
         scorecard = Scorecard(meta={"targets": ", ".join(s.raw for s in specs), "harness": __version__,
                                     "strict": str(makrx.strict).lower(), "services": makrx.services})
+        scorecard.notes += left_out
         config.stash[_scorecard_key] = scorecard
         config.pluginmanager.register(scorecard, "makrx-scorecard")
     _install_sigterm_handler(config)
@@ -112,6 +115,25 @@ def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
     return [dataclasses.replace(spec, label="reference" if spec.raw == "reference"
                                 else f"{spec.path.parent.name}/{spec.name}")
             if names.count(spec.name) > 1 and spec.path is not None else spec for spec in specs]
+
+
+def _resolve_all(makrx: MakrxConfig) -> tuple[list[TargetSpec], list[str]]:
+    """Every target, and one line for each directory a glob matched that is not a backend: a monorepo's
+    `backends/*` also matches shared packages (`backends/utils`), which must not stop the others."""
+    specs: list[TargetSpec] = []
+    left_out: list[str] = []
+    for raw in makrx.target:
+        matched = _expand((raw,))
+        for path in matched:
+            try:
+                specs.append(resolve_target(path, makrx.config))
+            except ConfigError as exc:
+                if path == raw:
+                    raise
+                left_out.append(f"{path}: left out of --makrx-target={raw}: {exc.message}")
+    if makrx.target and not specs:
+        raise ConfigError(f"no backend among the targets ({'; '.join(left_out)})", fix="check the glob")
+    return specs, left_out
 
 
 def _expand(raw_targets: tuple[str, ...]) -> list[str]:
@@ -225,6 +247,11 @@ def _spec_of(item: pytest.Item) -> TargetSpec | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    makrx = config.stash.get(_config_key, None)
+    if makrx is not None and makrx.discover:
+        keep = [item for item in items if (info := contract_of(item)) and info.id in discovery.DISCOVER_CONTRACTS]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
     for item in items:
         info = contract_of(item)
         spec = _spec_of(item)
@@ -258,7 +285,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"makrx target: {spec.url or f'{spec.path} (app {spec.app})'}"
-            for spec in config.stash.get(_specs_key, [])]
+            for spec in config.stash.get(_specs_key, [])] + config.stash.get(_left_out_key, [])
 
 
 def _fail_run(exc: HarnessError, session: pytest.Session) -> None:
@@ -398,6 +425,7 @@ def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) 
     if spec.display in booted:
         pytest.fail(f"{spec.display} could not boot (see the first error of this target)", pytrace=False)
     if spec.is_url:
+        _check_answers(str(spec.url), request, spec)
         return RunningTarget(spec=spec, base_url=str(spec.url))
     issuer = request.getfixturevalue("makrx_issuer")
     issuer.tokens.default_audience = spec.client_id  # make_token follows the target being checked
@@ -409,6 +437,16 @@ def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) 
         _boot_failed(request, spec, exc)
     request.config.stash[_targets_key][spec.display] = target
     return target
+
+
+def _check_answers(url: str, request: pytest.FixtureRequest, spec: TargetSpec) -> None:
+    """A URL target that does not answer HTTP is one message, not a connection error in every contract."""
+    try:
+        with httpx.Client(base_url=url, timeout=10.0, verify=tls_context()) as client:
+            client.get("/health")
+    except httpx.TransportError as exc:
+        _boot_failed(request, spec, TargetError(f"{url} does not answer: {type(exc).__name__}: {exc}",
+                                                fix="start the backend first, or check the URL and port"))
 
 
 def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessError) -> None:
@@ -486,6 +524,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     report: pytest.TestReport = yield
+    discovery.attach(item.config, report)
     spec = _spec_of(item)
     boot_error = item.config.stash[_boot_errors_key].get(spec.display) if spec else None
     if boot_error is not None and report.failed:
@@ -572,6 +611,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("makrx contracts")
     for note in scorecard.notes:
         terminalreporter.write_line(note, red=True)
+    for line in discovery.render_toml(scorecard.discovered):
+        terminalreporter.write_line(line)
     for line in scorecard.area_lines():
         terminalreporter.write_line(line)
     report = config.stash[_config_key].report

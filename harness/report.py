@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import timings
+from .discovery import Finding, read, render_toml
 
 __all__ = ["Row", "Scorecard", "WARNED", "WAIVED"]
 
@@ -45,6 +46,7 @@ class Scorecard:
     meta: dict[str, str] = field(default_factory=dict)
     rows: dict[str, Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    discovered: list[Finding] = field(default_factory=list)
     boot_errors: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     call_seconds: float = 0.0
@@ -56,6 +58,7 @@ class Scorecard:
         self.add(report)
 
     def add(self, report: pytest.TestReport) -> None:
+        self.discovered += [found for found in read(report) if found not in self.discovered]
         props = dict(report.user_properties)
         if "contract_id" not in props:
             return
@@ -147,6 +150,7 @@ class Scorecard:
             # Phases of this process (the xdist controller starts none: see harness/timings.py).
             "timings": self.timings(),
             "notes": self.notes,
+            "discovered": [asdict(found) for found in self.discovered],
             "contracts": [
                 {"target": t, "area": a, "contract": c, "level": self.verdict(rows).level,
                  "result": self.verdict(rows).outcome, "reason": self.verdict(rows).reason,
@@ -163,6 +167,8 @@ class Scorecard:
         out += ["", f"**time** {time.monotonic() - self.started:.1f} s: " + ", ".join(spent)]
         out += ["", *[f"- {line}" for line in self.area_lines()], ""]
         out += [f"> {note}" for note in self.notes]
+        if self.discovered:
+            out += ["", "Discovered settings:", "", "```toml", *render_toml(self.discovered), "```"]
         targets = sorted({row.target for row in self.rows.values()})
         grouped = self.by_contract()
         if len(targets) > 1:

@@ -3,6 +3,7 @@ nothing running."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -14,11 +15,12 @@ import pytest
 from tests.suite_runner import REPO
 
 
-def run(target: str, *extra: str, timeout: float = 60) -> tuple[int, str]:
+def run(target: str, *extra: str, timeout: float = 60, env: dict[str, str] | None = None) -> tuple[int, str]:
     """The suite's exit code and output; a run that hangs fails the test by its ``timeout``."""
     done = subprocess.run([sys.executable, "-m", "pytest", f"--makrx-target={target}", "-p", "no:randomly",
                            "-p", "no:cacheprovider", "-q", *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
     return done.returncode, done.stdout + done.stderr
 
 
@@ -111,3 +113,42 @@ def test_an_unreachable_external_service(tmp_path: Path) -> None:
     assert code != 0
     assert "127.0.0.1:9" in out and "--makrx-" in out
     assert "Traceback" not in out
+
+
+def test_a_url_target_with_nothing_listening_is_one_line() -> None:
+    with socket.socket() as holder:  # a port that was free a moment ago, closed again: nothing listens
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    code, out = run(f"http://127.0.0.1:{port}")
+    assert code == pytest.ExitCode.TESTS_FAILED
+    assert f"http://127.0.0.1:{port} does not answer: ConnectError" in out and "fix: start the backend" in out
+    assert out.count("ConnectError") <= 2 and "Traceback" not in out
+
+
+def test_a_glob_leaves_out_directories_that_are_not_backends(tmp_path: Path) -> None:
+    """`backends/*` in a monorepo also matches shared packages: each is one line, the others still run."""
+    backends = tmp_path / "backends"
+    backends.mkdir()
+    _backend(backends, "app = None\n").rename(backends / "shop")
+    (backends / "utils").mkdir()
+    code, out = run(f"{backends}/*", "--collect-only", "-v")  # -v undoes run()'s -q: the header shows
+    assert code == pytest.ExitCode.OK, out
+    assert f"{backends}/utils: left out of --makrx-target={backends}/*: no main.py" in out
+    assert f"makrx target: {backends}/shop" in out
+
+
+def test_a_glob_of_no_backend_is_one_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "utils").mkdir()
+    code, out = run(f"{tmp_path}/*")
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert "no backend among the targets" in out and "Traceback" not in out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops the servers to an unprivileged user")
+def test_a_cache_dir_the_servers_cannot_enter_is_one_message_under_xdist(tmp_path: Path) -> None:
+    private = tmp_path / "cache"
+    private.mkdir(mode=0o700)
+    code, out = run("reference", "-n", "2", "--makrx-services=embedded", env={"MAKRX_CACHE_DIR": str(private)})
+    assert code == pytest.ExitCode.TESTS_FAILED, out
+    assert "initdb" in out and "chmod 755" in out
+    assert "INTERNALERROR" not in out and "Traceback" not in out

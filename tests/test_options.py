@@ -10,6 +10,7 @@ SAMPLES = {
     "target": ("http://127.0.0.1:9", ("http://127.0.0.1:9",)),
     "config": (None, None),
     "strict": (True, True),
+    "discover": (True, True),
     "services": ("embedded", "embedded"),
     "redis_url": ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
     "database_url": ("postgresql://u:p@127.0.0.1:1/d", "postgresql://u:p@127.0.0.1:1/d"),

@@ -23,3 +23,21 @@ def test_a_conformant_backend_of_another_shape_passes_unskipped(shape: Variant, 
     assert result.failed == set(), f"{shape.name}: {shape.description}\n{result.output}"
     assert result.ids_with("skipped") == set(), f"skipped on {shape.name}:\n{result.output}"
     assert result.returncode == 0, result.output
+
+
+def test_discover_prints_a_settings_block_that_pins_what_was_found(tmp_path: Path) -> None:
+    """`--makrx-discover` on the all-behind-auth shape prints valid `[tool.makrx-contract]` TOML naming the
+    probe, the rate-limit path and the scope-derived role rule; read back as settings it means the same."""
+    from makrx_contracts.harness.target.settings import RoleRule, load_settings
+
+    shape = next(shape for shape in SHAPES if shape.name == "all-behind-auth")
+    result = run_suite(shape.build(tmp_path), tmp_path, "--makrx-discover")
+    assert result.returncode == 0, result.output
+    block = result.output[result.output.index("[tool.makrx-contract]"):]
+    block = block[:block.index("\nAUTH ")]
+    (tmp_path / "pyproject.toml").write_text(block + "\n")
+    settings = load_settings(tmp_path)
+    assert settings.auth_probe == "GET /api/v1/items"
+    assert settings.rate_limit_path == "/api/v1/items"
+    assert settings.roles == (RoleRule("/api/v1/items/{item_id}", "DELETE", ("admin",)),)
+    assert set(result.outcomes) == {"AUTH-VALID-TOKEN", "AUTH-ROLE-FORBIDDEN", "RATE-LIMIT"}, result.output

@@ -250,7 +250,12 @@ def _run_to_end(argv: Sequence[str], *, log_path: Path, who: RunAs | None, cwd: 
         proc.stop()
     output = _log_since(log_path, offset)
     if code != 0 or re.search(r"^(ERROR|FATAL|PANIC):", output, re.M):
-        raise ServiceError(f"{what} failed (exit code {code}); log {log_path}", details=output)
+        fix = None
+        if who is not None and "Permission denied" in output:
+            fix = (f"the servers run as the unprivileged user {who.name!r} (Postgres refuses root), and cannot "
+                   f"enter {log_path.parent}: make MAKRX_CACHE_DIR and MAKRX_TMPDIR (and their parents) "
+                   "enterable by others (chmod 755), or unset them")
+        raise ServiceError(f"{what} failed (exit code {code}); log {log_path}", fix=fix, details=output)
 
 
 class _Server:

@@ -1,0 +1,68 @@
+"""What the suite found out about a backend instead of asking (the AUTH probe, role rules from OpenAPI
+scopes, the rate-limit path), reported at the end of every run and in the scorecard, and printed by
+`--makrx-discover` as a `[tool.makrx-contract]` block to paste.
+
+Findings are made in whichever process runs the fixture (an xdist worker, too): they travel to the
+controller as user properties of the next test report of that process.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+__all__ = ["Finding", "record", "attach", "read", "render_toml", "DISCOVER_CONTRACTS"]
+
+# The contracts whose fixtures discover each setting: what `--makrx-discover` runs.
+DISCOVER_CONTRACTS = frozenset({"AUTH-VALID-TOKEN", "AUTH-ROLE-FORBIDDEN", "RATE-LIMIT"})
+
+_PROPERTY = "makrx_discovered"
+_pending = pytest.StashKey[list["Finding"]]()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One setting as discovered: ``value`` is TOML (a string literal, or a `[[roles]]` table)."""
+
+    target: str
+    key: str
+    value: str
+    note: str = ""
+
+
+def record(config: pytest.Config, finding: Finding) -> None:
+    """Keep ``finding`` until the next report of this process carries it to the controller."""
+    config.stash.setdefault(_pending, []).append(finding)
+
+
+def attach(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Move the pending findings onto ``report`` (called for every report of a contract)."""
+    pending = config.stash.get(_pending, [])
+    while pending:
+        finding = pending.pop(0)
+        report.user_properties.append((_PROPERTY, json.dumps(finding.__dict__)))
+
+
+def read(report: pytest.TestReport) -> list[Finding]:
+    return [Finding(**json.loads(value)) for name, value in report.user_properties if name == _PROPERTY]
+
+
+def render_toml(findings: list[Finding]) -> list[str]:
+    """The findings of each target as a ready-to-paste `[tool.makrx-contract]` block, each with its note."""
+    lines: list[str] = []
+    for target in dict.fromkeys(finding.target for finding in findings):
+        lines.append(f"# {target}: discovered (settings win over discovery; paste to pin)")
+        lines.append("[tool.makrx-contract]")
+        own = list(dict.fromkeys(finding for finding in findings if finding.target == target))
+        tables = [finding for finding in own if finding.value.startswith("[[")]
+        for finding in own:
+            if finding in tables:
+                continue
+            lines += [f"# {finding.note}"] if finding.note else []
+            lines.append(f"{finding.key} = {finding.value}")
+        for finding in tables:
+            lines += [f"# {finding.note}"] if finding.note else []
+            lines.append(finding.value)
+    return lines
