@@ -62,7 +62,8 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
 
 
 # The contract that fails when a provoked situation answers with the wrong status.
-_STATUS_OWNERS = {"401": "AUTH-NO-TOKEN", "403": "AUTH-ROLE-FORBIDDEN"}
+_STATUS_OWNERS = {"200": "HEALTH-ENDPOINTS", "401": "AUTH-NO-TOKEN", "403": "AUTH-ROLE-FORBIDDEN",
+                  "429": "RATE-LIMIT", "preflight": "CORS-LOCAL-DEFAULT"}
 
 
 def _is_kind(kind: str, status: int) -> bool:
@@ -79,7 +80,8 @@ def provoked(provoker: Provoker, discovered: Callable[..., None]) -> Callable[[s
 
     A contract about, say, the body of a 403 cannot judge a 401 given instead: it is skipped naming
     the precondition, and the contract that owns the status fails (ERR-STATUS; AUTH-NO-TOKEN for the
-    401, AUTH-ROLE-FORBIDDEN for the 403), so the gate stays red.
+    401, AUTH-ROLE-FORBIDDEN for the 403, RATE-LIMIT for the 429, CORS-LOCAL-DEFAULT for the preflight,
+    HEALTH-ENDPOINTS for /health's 200), so the gate stays red.
     """
     cache: dict[str, httpx.Response | BaseException] = {}
 

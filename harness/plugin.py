@@ -41,6 +41,7 @@ _specs_key = pytest.StashKey[list[TargetSpec]]()
 _targets_key = pytest.StashKey[dict[str, RunningTarget]]()
 _boot_errors_key = pytest.StashKey[dict[str, str]]()
 _left_out_key = pytest.StashKey[list[str]]()
+_unbooted_first_key = pytest.StashKey[dict[str, str]]()
 _scorecard_key = pytest.StashKey[Scorecard]()
 _fork_servers_key = pytest.StashKey[SharedForkServers]()
 
@@ -546,6 +547,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if target is not None and target.log_path is not None:
             report.sections.append(("backend log (last lines)", target.log_tail(20)))
     return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """In a matrix, a target that cannot boot errors every test of it: the first error shows the boot
+    message, the others count as `unbooted` (still failures, for the exit code), not a wall of errors."""
+    props = dict(report.user_properties)
+    if not report.failed or "makrx_boot_error" not in props:
+        return None
+    first = config.stash.setdefault(_unbooted_first_key, {})  # target -> the test that shows the message
+    if first.setdefault(str(props.get("makrx_target", "")), report.nodeid) == report.nodeid:
+        return None
+    return "unbooted", "b", "UNBOOTED"
 
 
 def _transport_error(error: BaseException) -> httpx.TransportError | None:

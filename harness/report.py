@@ -89,14 +89,23 @@ class Scorecard:
         """A contract may skip because another rule is already broken (`precondition: ... (see OWNER)`) only
         when OWNER fails in the same run; otherwise nothing judged it, and it fails itself (a SHOULD one
         warns). Returns one line per such contract."""
-        failing = {(row.target, row.contract) for row in self.rows.values()
-                   if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED)}
         ran = {(row.target, row.contract) for row in self.rows.values()}
+        pointers = {row.nodeid: [owner for owner in _owners(row.reason) if (row.target, owner) in ran]
+                    for row in self.rows.values() if row.outcome == "skipped"}  # a deselected owner: no verdict
+        # Owned: a contract that failed, or one that skipped pointing at an owned one (AUTH-ROLE-FORBIDDEN
+        # skipped because AUTH-VALID-TOKEN failed owns what points at it in turn).
+        owned = {(row.target, row.contract) for row in self.rows.values()
+                 if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED)}
+        grew = True
+        while grew:
+            before = len(owned)
+            owned |= {(row.target, row.contract) for row in self.rows.values()
+                      if any((row.target, owner) in owned for owner in pointers.get(row.nodeid, []))}
+            grew = len(owned) > before
         lines = []
         for row in self.rows.values():
-            owners = [owner for owner in _owners(row.reason) if (row.target, owner) in ran] \
-                if row.outcome == "skipped" else []  # an owner deselected (-k, -m) did not run: no verdict
-            if not owners or any((row.target, owner) in failing for owner in owners):
+            owners = pointers.get(row.nodeid, [])
+            if not owners or any((row.target, owner) in owned for owner in owners):
                 continue
             row.outcome = "failed" if row.level == "MUST" else WARNED
             row.reason = (f"not judged: {row.reason}, yet {' / '.join(owners)} did not fail in this run, so no "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,12 @@ class SuiteResult:
     returncode: int
     outcomes: dict[str, set[str]]
     output: str
+    notes: tuple[str, ...] = ()  # the scorecard's notes: boot errors, unjudged skips, waivers
+
+    @property
+    def unjudged(self) -> list[str]:
+        """Precondition skips whose owner did not fail (failures of their own; junit still says skipped)."""
+        return [note for note in self.notes if "not judged:" in note]
 
     def ids_with(self, outcome: str) -> set[str]:
         return {cid for cid, seen in self.outcomes.items() if outcome in seen}
@@ -33,10 +40,12 @@ class SuiteResult:
 
 def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 300) -> SuiteResult:
     junit = workdir / "junit.xml"
+    card = workdir / "scorecard.json"
     # Embedded unless a test asks otherwise: `auto` would switch to docker whenever an engine is up.
     services = [] if any(arg.startswith("--makrx-services") for arg in extra) else ["--makrx-services=embedded"]
     argv = [sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "-p", "pytest_timeout",
-            f"--makrx-target={target}", "--makrx-strict", "-p", "no:cacheprovider", f"--junitxml={junit}", "-q", "-rfEs",
+            f"--makrx-target={target}", "--makrx-strict", "-p", "no:cacheprovider", f"--junitxml={junit}",
+            f"--makrx-report={card}", "-q", "-rfEs",
             *services, *extra]
     # Only our plugin: autoloading every installed pytest plugin costs seconds per run.
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -56,7 +65,8 @@ def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 3
                 outcomes[cid].add("skipped")
             else:
                 outcomes[cid].add("passed")
-    return SuiteResult(done.returncode, dict(outcomes), done.stdout[-6000:] + done.stderr[-3000:])
+    notes = tuple(json.loads(card.read_text())["notes"]) if card.exists() else ()
+    return SuiteResult(done.returncode, dict(outcomes), done.stdout[-6000:] + done.stderr[-3000:], notes)
 
 
 @contextmanager

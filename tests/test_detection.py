@@ -32,6 +32,7 @@ def test_the_reference_app_passes_every_contract_unskipped(tmp_path: Path) -> No
     assert result.outcomes, "no contract ran\n" + result.output
     assert result.failed == set(), result.output
     assert result.ids_with("skipped") == set(), f"skipped on the reference app:\n{result.output}"
+    assert not result.unjudged, "\n".join(result.unjudged)
 
 
 @pytest.mark.parametrize("variant", _catalogue())
@@ -42,6 +43,8 @@ def test_a_broken_variant_is_caught_by_its_own_contract_only(variant: Variant, t
     assert result.failed == {variant.violates}, (
         f"{variant.name} should be caught by {variant.violates} alone; failed: {sorted(result.failed)}\n"
         + result.output)
+    # A skip whose owner did not fail is a failure of its own (scorecard and exit code; junit says skipped).
+    assert not result.unjudged, "\n".join(result.unjudged)
     assert result.returncode == 1
 
 

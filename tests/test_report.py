@@ -110,6 +110,9 @@ def test_several_targets_give_one_matrix_and_a_dead_one_is_one_line(tmp_path: Pa
     assert markdown.count("could not boot") >= 1
     assert "RuntimeError: cannot boot: no SMTP_HOST" in markdown
     assert "| deadapp | CORS |" not in markdown  # one line for it, not a wall of rows
+    # In the terminal too: its first error carries the boot message, the rest are counted as unbooted.
+    assert len(re.findall(r"^ERROR .*deadapp", done.stdout, re.M)) == 1, done.stdout[-3000:]
+    assert re.search(r"\b\d+ unbooted\b", done.stdout.splitlines()[-1]), done.stdout[-500:]
 
 
 def workers_by(stdout: str, what: str) -> dict[str, set[str]]:
@@ -169,38 +172,48 @@ def test_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert text.startswith("earlier step\n") and "## MakrX contract scorecard" in text
 
 
-def test_a_precondition_skip_whose_owner_did_not_fail_fails_itself() -> None:
-    """`(see OWNER)` points at the contract that keeps the gate red; when OWNER passed or skipped, nothing
-    judged the skipped contract, and it fails (a SHOULD one warns) instead of hiding a gap."""
+_SKIP_NO_VALID_TOKEN = "precondition: a valid token is refused (see AUTH-VALID-TOKEN)"
+_SKIP_NOT_ECHOED = "precondition: http://localhost:3000 is not echoed at all (see CORS-LOCAL-DEFAULT)"
+
+
+def _judged(*rows: tuple[str, str, str, str]) -> tuple[list[str], list[str]]:
+    """Rows of (contract, level, outcome, reason) on one target through the owner rule: the outcomes
+    after it, and its lines."""
     from makrx_contracts.harness.report import Row, Scorecard
 
     card = Scorecard()
-    rows = [Row("t", "AUTH", "AUTH-VALID-TOKEN", "MUST", "a", "passed"),
-            Row("t", "AUTH", "AUTH-ROLE-FORBIDDEN", "MUST", "b", "skipped",
-                "precondition: a valid token is refused (see AUTH-VALID-TOKEN)"),
-            Row("t", "ERRORS", "ERR-STATUS", "MUST", "c", "failed", "the 422 situation answered 500"),
-            Row("t", "ERRORS", "ERR-SHAPE", "MUST", "d", "skipped",
-                "precondition: the 422 situation answered 500 (see ERR-STATUS)"),
-            Row("t", "CORS", "CORS-EXPOSE", "SHOULD", "e", "skipped",
-                "precondition: http://localhost:3000 is not echoed at all (see CORS-LOCAL-DEFAULT)"),
-            Row("t", "CORS", "CORS-LOCAL-DEFAULT", "MUST", "g", "passed"),
-            Row("t", "RATE LIMIT", "RATE-SHARED", "MUST", "f", "skipped",
-                "Redis is external (not started by the harness), so it cannot be stopped")]
-    card.rows = {row.nodeid: row for row in rows}
+    card.rows = {str(n): Row("t", "AREA", contract, level, str(n), outcome, reason)
+                 for n, (contract, level, outcome, reason) in enumerate(rows)}
     lines = card.fail_orphan_skips()
-    assert [row.outcome for row in rows] == ["passed", "failed", "failed", "skipped", "warned", "passed", "skipped"]
+    return [row.outcome for row in card.rows.values()], lines
+
+
+def test_a_precondition_skip_whose_owner_did_not_fail_fails_itself() -> None:
+    """`(see OWNER)` points at the contract that keeps the gate red; when OWNER passed or skipped, nothing
+    judged the skipped contract, and it fails (a SHOULD one warns) instead of hiding a gap."""
+    outcomes, lines = _judged(
+        ("AUTH-VALID-TOKEN", "MUST", "passed", ""),
+        ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN),
+        ("ERR-STATUS", "MUST", "failed", "the 422 situation answered 500"),
+        ("ERR-SHAPE", "MUST", "skipped", "precondition: the 422 situation answered 500 (see ERR-STATUS)"),
+        ("CORS-EXPOSE", "SHOULD", "skipped", _SKIP_NOT_ECHOED),
+        ("CORS-LOCAL-DEFAULT", "MUST", "passed", ""),
+        ("RATE-SHARED", "MUST", "skipped", "Redis is external (not started by the harness), so it cannot be stopped"))
+    assert outcomes == ["passed", "failed", "failed", "skipped", "warned", "passed", "skipped"]
     assert len(lines) == 2 and "AUTH-VALID-TOKEN did not fail in this run" in lines[0]
 
 
 def test_an_owner_that_failed_under_a_waiver_or_did_not_run_keeps_the_skip() -> None:
-    from makrx_contracts.harness.report import Row, Scorecard
+    outcomes, lines = _judged(("CORS-LOCAL-DEFAULT", "MUST", "waived", ""),
+                              ("CORS-VARY-ORIGIN", "MUST", "skipped", _SKIP_NOT_ECHOED),
+                              ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN))
+    assert (outcomes, lines) == (["waived", "skipped", "skipped"], [])
 
-    card = Scorecard()
-    rows = [Row("t", "CORS", "CORS-LOCAL-DEFAULT", "MUST", "a", "waived"),
-            Row("t", "CORS", "CORS-VARY-ORIGIN", "MUST", "b", "skipped",
-                "precondition: http://localhost:3000 is not echoed at all (see CORS-LOCAL-DEFAULT)"),
-            Row("t", "AUTH", "AUTH-ROLE-FORBIDDEN", "MUST", "c", "skipped",
-                "precondition: a valid token is refused (see AUTH-VALID-TOKEN)")]
-    card.rows = {row.nodeid: row for row in rows}
-    assert card.fail_orphan_skips() == []
-    assert [row.outcome for row in rows] == ["waived", "skipped", "skipped"]
+
+def test_a_skip_pointing_at_a_skip_whose_owner_failed_is_owned() -> None:
+    """ERR-SHAPE[403] points at AUTH-ROLE-FORBIDDEN, which skipped because AUTH-VALID-TOKEN failed."""
+    outcomes, lines = _judged(
+        ("AUTH-VALID-TOKEN", "MUST", "failed", "a valid access token was refused"),
+        ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN),
+        ("ERR-SHAPE", "MUST", "skipped", "precondition: the 403 situation answered 401 (see AUTH-ROLE-FORBIDDEN)"))
+    assert (outcomes, lines) == (["failed", "skipped", "skipped"], [])

@@ -22,6 +22,7 @@ def test_a_conformant_backend_of_another_shape_passes_unskipped(shape: Variant, 
     assert result.outcomes, "no contract ran\n" + result.output
     assert result.failed == set(), f"{shape.name}: {shape.description}\n{result.output}"
     assert result.ids_with("skipped") == set(), f"skipped on {shape.name}:\n{result.output}"
+    assert not result.unjudged, "\n".join(result.unjudged)
     assert result.returncode == 0, result.output
 
 
