@@ -241,6 +241,10 @@ def test_a_bad_token_is_refused(trusted: None, catalogue: CatalogueAnswers, vali
     if found.verdict.allows(status):
         return
     valid = catalogue.valid_status()
+    if valid is not None and valid >= 500 and status == valid:
+        pytest.skip(f"precondition: a valid token gets {valid} from {catalogue.caller.op.method} "
+                    f"{catalogue.caller.op.path} too, so this {status} cannot show whether the {case} token was "
+                    "checked (see AUTH-VALID-TOKEN)")
     if found.verdict is ACCEPT:
         title = f"the valid {case} token was refused"
     elif 200 <= status < 300:
