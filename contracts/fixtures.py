@@ -14,7 +14,6 @@ from makrx_contracts.harness import discovery
 from makrx_contracts.harness.access import ProbeChoice, choose_probe, role_rules
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.discovery import Finding
-from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
@@ -22,7 +21,6 @@ from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import Provoker, database_outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.target.resolve import TargetSpec
-from makrx_contracts.harness.target.settings import RoleRule
 
 from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
 from .lab import Lab
@@ -58,7 +56,8 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
 
     mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
     return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, outage,
-                    makrx_config.rate_budget, auth_probe=lambda: request.getfixturevalue("protected_operation"))
+                    makrx_config.rate_budget, auth_probe=lambda: request.getfixturevalue("protected_operation"),
+                    discovered=request.getfixturevalue("discovered"))
 
 
 # The contract that fails when a provoked situation answers with the wrong status.
@@ -75,7 +74,7 @@ def _is_kind(kind: str, status: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def provoked(provoker: Provoker, discovered: Callable[..., None]) -> Callable[[str], httpx.Response]:
+def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
     """The response of each kind, provoked once per session and shared by the contracts that read it.
 
     A contract about, say, the body of a 403 cannot judge a 401 given instead: it is skipped naming
@@ -89,8 +88,6 @@ def provoked(provoker: Provoker, discovered: Callable[..., None]) -> Callable[[s
         if kind not in cache:
             try:
                 cache[kind] = provoker.provoke(kind)
-                if kind == "429" and not provoker.settings.rate_limit_path:
-                    discovered("rate_limit_path", f'"{provoker.rate_limit_path()}"', "the GET the rate-limit bursts call")
             except pytest.skip.Exception as exc:
                 cache[kind] = exc  # a kind this backend cannot show is skipped once, not re-tried
         found = cache[kind]
@@ -113,11 +110,6 @@ def discovered(makrx_target_spec: TargetSpec, pytestconfig: pytest.Config) -> Ca
     return record
 
 
-def _toml_role_table(rule: RoleRule) -> str:
-    roles = ", ".join(f'"{role}"' for role in rule.roles)
-    return f'[[tool.makrx-contract.roles]]\npath = "{rule.path}"\nmethod = "{rule.method}"\nroles = [{roles}]'
-
-
 @pytest.fixture(scope="session")
 def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_client: ContractClient,
                make_token: TokenMaker, discovered: Callable[..., None]) -> ProbeChoice:
@@ -133,18 +125,16 @@ def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_
         except httpx.TransportError:
             return None
 
-    try:
-        choice = choose_probe(openapi, settings, role_rules(openapi, settings),
-                              status_with_token if makrx_target.restartable else None)
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    rules = role_rules(openapi, settings)
+    choice = choose_probe(openapi, settings, rules, status_with_token if makrx_target.restartable else None)
     if choice is None:
         pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
                     "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
     if choice.source == "discovered":
-        discovered("auth_probe", f'"{choice.operation.method} {choice.operation.path}"', choice.describe())
-    for rule in role_rules(openapi, settings)[len(settings.roles):]:
-        discovered("roles", _toml_role_table(rule), f"{rule.method} {rule.path}: roles from its OpenAPI security scopes")
+        discovered("auth_probe", f"{choice.operation.method} {choice.operation.path}", choice.describe())
+    for rule in rules[len(settings.roles):]:
+        discovered("roles", {"path": rule.path, "method": rule.method, "roles": list(rule.roles)},
+                   f"{rule.method} {rule.path}: roles from its OpenAPI security scopes")
     return choice
 
 

@@ -26,7 +26,6 @@ from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
-from makrx_contracts.harness.target.resolve import TargetSpec
 
 pytestmark = pytest.mark.ratelimit
 
@@ -128,13 +127,10 @@ class Limit:
 
 
 @pytest.fixture(scope="module")
-def rate_path(provoker: Provoker, makrx_target_spec: TargetSpec, discovered: Callable[..., None]) -> str:
+def rate_path(provoker: Provoker) -> str:
     """The endpoint under test: ``rate_limit_path`` of the target's settings, else a public GET under /api,
     else the GET a plain valid token may call."""
-    path = provoker.rate_limit_path()
-    if not makrx_target_spec.settings.rate_limit_path:
-        discovered("rate_limit_path", f'"{path}"', "the GET the rate-limit bursts call")
-    return path
+    return provoker.rate_limit_path()
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ConfigError
 from .openapi import OpenAPIDoc, Operation
-from .target.settings import RoleRule, TargetSettings
+from .target.settings import RoleRule, TargetSettings, parse_operation
 
-__all__ = ["ProbeChoice", "role_rules", "rule_for", "probe_candidates", "choose_probe", "parse_operation"]
+__all__ = ["ProbeChoice", "role_rules", "rule_for", "probe_candidates", "choose_probe"]
 
 # Candidates tried with a plain token before giving up: each is one request, and the first 2xx wins.
 MAX_PROBES = 12
@@ -42,14 +41,6 @@ class ProbeChoice:
             return f"{op} (the first secured operation a plain token may call{refused})"
         return (f"{op} (no secured operation answered a plain token with 2xx: {', '.join(self.tried)}; "
                 "name one with auth_probe = \"GET /api/v1/...\" or give the token roles with token_roles)")
-
-
-def parse_operation(raw: str) -> tuple[str, str]:
-    """`"GET /api/v1/me"` or `"/api/v1/me"` (GET) → (method, path)."""
-    method, _, path = raw.strip().rpartition(" ")
-    if not path.startswith("/"):
-        raise ConfigError(f"auth_probe {raw!r} is not `METHOD /path`", fix='e.g. auth_probe = "GET /api/v1/me"')
-    return (method.strip().upper() or "GET"), path
 
 
 def role_rules(doc: OpenAPIDoc | None, settings: TargetSettings) -> tuple[RoleRule, ...]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import tomli_w
 
 __all__ = ["Finding", "record", "attach", "read", "render_toml", "DISCOVER_CONTRACTS"]
 
@@ -24,11 +26,12 @@ _pending = pytest.StashKey[list["Finding"]]()
 
 @dataclass(frozen=True)
 class Finding:
-    """One setting as discovered: ``value`` is TOML (a string literal, or a `[[roles]]` table)."""
+    """One setting as discovered: ``value`` a string, or for ``roles`` one `[[roles]]` table as a JSON
+    object (path, method, roles)."""
 
     target: str
     key: str
-    value: str
+    value: str | dict[str, Any]
     note: str = ""
 
 
@@ -50,19 +53,17 @@ def read(report: pytest.TestReport) -> list[Finding]:
 
 
 def render_toml(findings: list[Finding]) -> list[str]:
-    """The findings of each target as a ready-to-paste `[tool.makrx-contract]` block, each with its note."""
+    """The findings of each target as a ready-to-paste `[tool.makrx-contract]` block (values written by
+    tomli-w, so any path is quoted right), each with its note."""
     lines: list[str] = []
     for target in dict.fromkeys(finding.target for finding in findings):
-        lines.append(f"# {target}: discovered (settings win over discovery; paste to pin)")
-        lines.append("[tool.makrx-contract]")
-        own = list(dict.fromkeys(finding for finding in findings if finding.target == target))
-        tables = [finding for finding in own if finding.value.startswith("[[")]
-        for finding in own:
-            if finding in tables:
-                continue
+        own = [finding for finding in findings if finding.target == target]
+        lines += [f"# {target}: discovered (settings win over discovery; paste to pin)", "[tool.makrx-contract]"]
+        for finding in sorted(own, key=lambda found: isinstance(found.value, dict)):  # tables after keys
             lines += [f"# {finding.note}"] if finding.note else []
-            lines.append(f"{finding.key} = {finding.value}")
-        for finding in tables:
-            lines += [f"# {finding.note}"] if finding.note else []
-            lines.append(finding.value)
+            if isinstance(finding.value, dict):
+                table = {"tool": {"makrx-contract": {finding.key: [finding.value]}}}
+                lines += tomli_w.dumps(table).strip().splitlines()
+            else:
+                lines.append(tomli_w.dumps({finding.key: finding.value}).strip())
     return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import pytest
 from .access import role_rules, rule_for
 from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
-from .target.settings import TargetSettings
+from .target.settings import RoleRule, TargetSettings
 
 __all__ = ["Provoker", "database_outage", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
 
@@ -36,9 +37,12 @@ class Provoker:
 
     def __init__(self, client: ContractClient, new_client: Callable[[], ContractClient], doc: OpenAPIDoc | None,
                  settings: TargetSettings, mint: Callable[..., str] | None, outage: Callable[[], Any],
-                 rate_budget: int, auth_probe: Callable[[], Operation] | None = None) -> None:
-        """``auth_probe``: the operation a plain valid token may call (found lazily: it costs requests)."""
+                 rate_budget: int, auth_probe: Callable[[], Operation] | None = None,
+                 discovered: Callable[..., None] | None = None) -> None:
+        """``auth_probe``: the operation a plain valid token may call (found lazily: it costs requests);
+        ``discovered(key, toml_value, note)`` reports a setting found instead of configured."""
         self.auth_probe = auth_probe
+        self.discovered = discovered
         self.client = client
         self.new_client = new_client
         self.doc = doc
@@ -63,7 +67,7 @@ class Provoker:
         the roles a role rule names (so a 422 or 5xx provoked there is not a role's 403)."""
         if not op.secured:
             return {}
-        rule = rule_for(op, role_rules(self.doc, self.settings))
+        rule = rule_for(op, self.role_rules)
         return self.bearer(**claims, **({"roles": rule.roles} if rule else {}))
 
     def ok(self) -> httpx.Response:
@@ -77,7 +81,7 @@ class Provoker:
         return self.client.request(op.method, op.url(), json={} if op.has_body else None)
 
     def forbidden(self) -> httpx.Response:
-        rules = role_rules(self.doc, self.settings)
+        rules = self.role_rules
         if not rules:
             pytest.skip("no role-protected endpoint known: no OpenAPI security requirement names scopes, and no "
                         "[[roles]] path/method/roles in [tool.makrx-contract]")
@@ -122,9 +126,20 @@ class Provoker:
         headers = {"Content-Type": "application/json", **self.credentials(op)}
         return self.client.request(op.method, op.url(), headers=headers, content=b'{"name": "x", broken')
 
+    @functools.cached_property
+    def role_rules(self) -> tuple[RoleRule, ...]:
+        return role_rules(self.doc, self.settings)
+
+    @functools.cached_property
     def _rate_limit_op(self) -> Operation:
         """`rate_limit_path` of the settings, else a public GET under /api, else the GET a plain token may
-        call (an API all behind auth is limited too)."""
+        call (an API all behind auth is limited too); found once, and reported when found."""
+        op = self._find_rate_limit_op()
+        if not self.settings.rate_limit_path and self.discovered is not None:
+            self.discovered("rate_limit_path", op.path, "the GET the rate-limit bursts call")
+        return op
+
+    def _find_rate_limit_op(self) -> Operation:
         if self.settings.rate_limit_path:
             path = self.settings.rate_limit_path
             listed = [op for op in (self.doc.operations if self.doc else []) if op.path == path and op.method == "GET"]
@@ -140,12 +155,12 @@ class Provoker:
                     "rate_limit_path in [tool.makrx-contract]")
 
     def rate_limit_path(self) -> str:
-        return self._rate_limit_op().path
+        return self._rate_limit_op.path
 
     def rate_limit_auth(self) -> dict[str, str]:
         """Credentials of one new caller of the rate-limit path: none for a public one, else a valid token
         of a user of its own (a limiter keyed by user never counts two callers together)."""
-        op = self._rate_limit_op()
+        op = self._rate_limit_op
         return self.credentials(op, user=f"rate-{uuid.uuid4().hex}") if op.secured else {}
 
     def rate_limited(self, client: ContractClient | None = None) -> httpx.Response:

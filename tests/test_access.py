@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from makrx_contracts.harness.access import choose_probe, parse_operation, role_rules
+from makrx_contracts.harness.access import choose_probe, role_rules
 from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.errorshape import parse_error_body
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
-from makrx_contracts.harness.target.settings import RoleRule, TargetSettings
+from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings, parse_operation
 
 _BEARER = [{"HTTPBearer": []}]
 DOC = OpenAPIDoc("/openapi.json", {"paths": {
@@ -67,6 +67,15 @@ def test_auth_probe_setting_syntax() -> None:
     assert parse_operation("post /api/v1/items") == ("POST", "/api/v1/items")
     with pytest.raises(ConfigError, match="METHOD /path"):
         parse_operation("GET api/v1/me")
+
+
+def test_a_malformed_auth_probe_is_a_settings_error_at_start(tmp_path) -> None:
+    """Read with the settings (one ConfigError naming the file, a usage error before anything boots)."""
+    (tmp_path / "makrx-contract.toml").write_text('auth_probe = "me"\n')
+    with pytest.raises(ConfigError, match="makrx-contract.toml: auth_probe 'me' is not `METHOD /path`"):
+        load_settings(tmp_path)
+    (tmp_path / "makrx-contract.toml").write_text('auth_probe = "/api/v1/me"\n')
+    assert load_settings(tmp_path).auth_probe == "GET /api/v1/me"
 
 
 @pytest.mark.parametrize("wrapper", ["error", "detail"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings"]
+__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings", "parse_operation"]
 
 _KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
                "cwd", "python", "ready_timeout", "database_url", "migrate", "preload", "auth_probe", "token_roles"}
@@ -84,6 +84,23 @@ def _find(target_dir: Path | None, explicit: Path | None) -> tuple[dict[str, Any
     return {}, None
 
 
+def parse_operation(raw: str) -> tuple[str, str]:
+    """`"GET /api/v1/me"` or `"/api/v1/me"` (GET) → (method, path)."""
+    method, _, path = raw.strip().rpartition(" ")
+    if not path.startswith("/"):
+        raise ConfigError(f"auth_probe {raw!r} is not `METHOD /path`", fix='e.g. auth_probe = "GET /api/v1/me"')
+    return (method.strip().upper() or "GET"), path
+
+
+def _operation(raw: Any, source: Path | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return " ".join(parse_operation(str(raw)))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}", fix=exc.fix) from None
+
+
 def _strings(value: Any, key: str, source: Path | None) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{source}: '{key}' must be a list of strings", fix=f'e.g. {key} = ["user"]')
@@ -126,7 +143,7 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         environment=str(data.get("environment", "test")),
         client_id=data.get("client_id"),
         rate_limit_path=data.get("rate_limit_path"),
-        auth_probe=data.get("auth_probe"),
+        auth_probe=_operation(data.get("auth_probe"), source),
         token_roles=_strings(data.get("token_roles", ["user"]), "token_roles", source),
         roles=tuple(roles),
         waivers=tuple(waivers),
