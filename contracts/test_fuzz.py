@@ -115,6 +115,9 @@ class _Sender:
                 response = self.client.send(request)
             except httpx.LocalProtocolError:
                 return None
+            except httpx.TimeoutException as exc:  # a hang: sending it again would only wait again
+                self._new_address()
+                return request, None, f"{type(exc).__name__}: {exc}"
             except httpx.TransportError as exc:
                 if attempt == 0:  # perhaps a kept-alive connection the server had just closed: once more
                     self._new_address()
@@ -212,21 +215,26 @@ def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: s
     from schemathesis.checks import not_a_server_error
 
     first_valid: list[schemathesis.Case] = []
+    hung: list[str] = []
 
     def record(case: schemathesis.Case, mode: str) -> None:
+        if hung:
+            return  # one timeout shows the hang; each further case would cost another client timeout
         sent = sender.send(case, authorization)
         if sent is None:
             return
         request, response, error = sent
         failures = _findings(case, response) if response is not None else []
         run.exchanges.append(Exchange(operation.label, mode, request, response, error, failures))
+        if error is not None and "Timeout" in error.partition(":")[0]:
+            hung.append(error)
         if mode == "positive" and not first_valid:
             first_valid.append(case)
 
     positive = (examples + 1) // 2
     _fuzz(operation, GenerationMode.POSITIVE, positive, seed, lambda case: record(case, "positive"))
     _fuzz(operation, GenerationMode.NEGATIVE, examples - positive, seed, lambda case: record(case, "negative"))
-    for case in first_valid if probe_without_token else ():
+    for case in first_valid if probe_without_token and not hung else ():
         sent = sender.send(case, None)
         if sent is not None:
             request, response, error = sent

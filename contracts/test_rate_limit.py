@@ -24,7 +24,8 @@ from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker
+from makrx_contracts.harness.openapi import Operation
+from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker, RateOp
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
 pytestmark = pytest.mark.ratelimit
@@ -76,9 +77,9 @@ class Burst:
         return shown
 
 
-def burst(clients: Sequence[ContractClient], path: str, budget: int, *,
+def burst(clients: Sequence[ContractClient], op: RateOp, budget: int, *,
           headers: Callable[[int], Mapping[str, str]] | None = None) -> Burst:
-    """GET ``path`` round-robin over ``clients`` until the first 429 or ``budget`` requests.
+    """Send ``op`` round-robin over ``clients`` until the first 429 or ``budget`` requests.
 
     Only the last exchanges of each client are kept, so a failure shows the interesting ones.
     """
@@ -87,7 +88,7 @@ def burst(clients: Sequence[ContractClient], path: str, budget: int, *,
     for n in range(budget):
         index = n % len(clients)
         try:
-            response = clients[index].get(path, headers=dict(headers(n)) if headers else None)
+            response = op.send(clients[index], headers(n) if headers else None)
         except httpx.TransportError as exc:
             result.transport_errors.append(f"{type(exc).__name__}: {exc}")
             result.sent += 1
@@ -117,7 +118,7 @@ class Limit:
     """The limit found on the main instance: ``allowed`` requests pass, the next one is 429."""
 
     allowed: int
-    path: str
+    op: RateOp
     budget: int
 
     @property
@@ -127,10 +128,10 @@ class Limit:
 
 
 @pytest.fixture(scope="module")
-def rate_path(provoker: Provoker) -> str:
-    """The endpoint under test: ``rate_limit_path`` of the target's settings, else a public GET under /api,
-    else the GET a plain valid token may call."""
-    return provoker.rate_limit_path()
+def rate_op(provoker: Provoker) -> RateOp:
+    """The request under test: ``rate_limit_path`` of the target's settings, else the first of a public GET
+    under /api, the GET a plain valid token may call, a write per method, that a burst sees limited."""
+    return provoker.rate_op
 
 
 @pytest.fixture(scope="module")
@@ -140,18 +141,18 @@ def rate_auth(provoker: Provoker) -> Callable[[], dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def limit(makrx_target: RunningTarget, rate_path: str, makrx_config: MakrxConfig,
+def limit(makrx_target: RunningTarget, rate_op: RateOp, makrx_config: MakrxConfig,
           makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]]) -> Limit | None:
     """The limit as observed by a burst from a fresh address (a second try if the window reset)."""
     for _ in range(2):
         with ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next(),
                             headers=rate_auth()) as client:
-            seen = burst([client], rate_path, makrx_config.rate_budget)
+            seen = burst([client], rate_op, makrx_config.rate_budget)
         if seen.limited is None:
             return None
         if not seen.rolled_over:
             break
-    return Limit(seen.allowed, rate_path, makrx_config.rate_budget)
+    return Limit(seen.allowed, rate_op, makrx_config.rate_budget)
 
 
 def need(limit: Limit | None, makrx_config: MakrxConfig) -> Limit:
@@ -212,7 +213,7 @@ def shared_burst(fresh: Callable[..., list[ContractClient]], a: RunningTarget, b
                  limit: Limit) -> Burst:
     """From one new address, alternate between ``a`` and ``b`` until 429; stop past the shared ceiling."""
     for _ in range(2):
-        seen = burst(fresh(a, b), limit.path, limit.shared_ceiling + 1)
+        seen = burst(fresh(a, b), limit.op, limit.shared_ceiling + 1)
         if not seen.rolled_over:
             break
     return seen
@@ -239,15 +240,18 @@ def shared_within(timeout: float, redis: Any, fresh: Callable[..., list[Contract
 # --- contracts ------------------------------------------------------------------------------------------
 
 @pytest.mark.contract("RATE-LIMIT", level=MUST)
-def test_a_burst_reaches_the_limit(provoked: Callable[..., httpx.Response], makrx_config: MakrxConfig) -> None:
+def test_a_burst_reaches_the_limit(provoked: Callable[..., httpx.Response], makrx_config: MakrxConfig,
+                                   provoker: Provoker) -> None:
     """A burst from one client reaches the rate limit and is answered 429 Too Many Requests.
 
     CONVENTIONS, Error Handling: "include rate limit middleware"; RFC 6585 §4.
     """
     response = provoked("429", check_status=True)
+    tried = provoker.rate_ops_tried
     expect(response.status_code == 429,
            f"no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests from one client",
-           received=f"{response.status_code} on the last request",
+           received=f"{response.status_code} on the last request"
+                    + (f" (each of {', '.join(tried)} burst from a fresh client)" if len(tried) > 1 else ""),
            expected="429 once the client is over its limit (raise --makrx-rate-budget if the limit is higher, "
                     "or lower it for the test run through [env] in [tool.makrx-contract])", response=response)
 
@@ -282,19 +286,19 @@ def _limit_headers(response: httpx.Response) -> list[str]:
 
 @pytest.mark.contract("RATE-HEADERS", level=SHOULD)
 def test_limit_headers_are_sent(provoked: Callable[..., httpx.Response], makrx_client: ContractClient,
-                                rate_path: str, rate_auth: Callable[[], dict[str, str]]) -> None:
+                                rate_op: RateOp, rate_auth: Callable[[], dict[str, str]]) -> None:
     """Responses of a limited endpoint, the 429 included, tell the client its limit: the IETF draft's
     RateLimit/RateLimit-Policy (or RateLimit-Limit/-Remaining), or the legacy X-RateLimit-*.
 
     CONVENTIONS, Rate Limiting; draft-ietf-httpapi-ratelimit-headers.
     """
     limited = provoked("429")
-    ok = makrx_client.get(rate_path, headers=rate_auth())
+    ok = rate_op.send(makrx_client, rate_auth())
     if ok.status_code >= 500:
-        pytest.skip(f"precondition: {rate_path} answers {ok.status_code} under its limit (a server error, "
+        pytest.skip(f"precondition: {rate_op} answers {ok.status_code} under its limit (a server error, "
                     "not a rate-limit matter)")
     for response in (ok, limited):
-        expect(_limit_headers(response), f"the {response.status_code} response of {rate_path} has no limit headers",
+        expect(_limit_headers(response), f"the {response.status_code} response of {rate_op} has no limit headers",
                received="none of " + ", ".join(_LIMIT_HEADERS),
                expected="RateLimit + RateLimit-Policy (or RateLimit-Limit/-Remaining, or X-RateLimit-*)",
                response=response)
@@ -333,13 +337,13 @@ def test_redis_outage_falls_back_to_memory(makrx_target: RunningTarget, second_i
     if not _shared(shared_within(RECOVERY_TIMEOUT, redis, fresh, makrx_target, second_instance, found), found):
         pytest.skip("precondition: the instances do not share the limit through Redis (see RATE-SHARED)")
     (midway,) = fresh(makrx_target)  # a client whose count is half spent when Redis goes away
-    before = burst([midway], found.path, max(1, found.allowed // 2))
+    before = burst([midway], found.op, max(1, found.allowed // 2))
     if before.server_errors:
-        pytest.skip(f"precondition: {found.path} answers {before.server_errors[0].status_code} already with "
+        pytest.skip(f"precondition: {found.op} answers {before.server_errors[0].status_code} already with "
                     "Redis up (a server error, not a rate-limit matter)")
     with redis_outage(redis):
-        during = [burst([midway], found.path, 3), burst(fresh(second_instance), found.path, 3)]
-        down = burst(fresh(makrx_target), found.path, found.budget)
+        during = [burst([midway], found.op, 3), burst(fresh(second_instance), found.op, 3)]
+        down = burst(fresh(makrx_target), found.op, found.budget)
     errors = [r for seen in (*during, down) for r in seen.server_errors]
     failures = [e for seen in (*during, down) for e in seen.transport_errors]
     expect(not errors and not failures, "requests failed while Redis was down",
@@ -366,7 +370,7 @@ def test_spoofed_forwarded_for_does_not_escape_the_limit(makrx_launcher: TargetL
     client IP from X-Forwarded-For" (and only then).
     """
     found = need(limit, makrx_config)
-    seen = burst(fresh(makrx_target), found.path, found.budget, headers=lambda n: {XFF: _doc_address()})
+    seen = burst(fresh(makrx_target), found.op, found.budget, headers=lambda n: {XFF: _doc_address()})
     expect(seen.limited is not None, "a forged X-Forwarded-For escapes the limit (TRUST_PROXY=false)",
            received=f"{seen.allowed} requests passed, each with a different {XFF}",
            expected=f"429 after about {found.allowed}, as without the header", response=seen.evidence)
@@ -386,11 +390,11 @@ def test_trusted_proxy_buckets_per_forwarded_client(proxied_instance: RunningTar
     first, second = _doc_address(), _doc_address()
     while second == first:
         second = _doc_address()
-    seen = burst([proxy], found.path, found.budget, headers=lambda n: {XFF: first})
+    seen = burst([proxy], found.op, found.budget, headers=lambda n: {XFF: first})
     expect(seen.limited is not None, "a forwarded client is never limited (TRUST_PROXY=true)",
            received=f"{seen.allowed} requests with {XFF}: {first} passed",
            expected=f"429 after about {found.allowed}", response=seen.evidence)
-    other = proxy.get(found.path, headers={XFF: second})
+    other = found.op.send(proxy, {XFF: second})
     expect(other.status_code != 429, "another client behind the same proxy shares the limited bucket",
            received=f"{other.status_code} for {XFF}: {second} right after {first} was limited",
            expected="a separate bucket per X-Forwarded-For client", response=[seen.limited, other])
@@ -411,13 +415,13 @@ def test_health_probes_are_not_limited(makrx_target: RunningTarget, limit: Limit
     liveness = next((path for path in ("/health", "/health/live", "/api/health") if path in served), None)
     if liveness is None:
         pytest.skip("precondition: no liveness probe answers (see HEALTH-ENDPOINTS, HEALTH-LIVE)")
-    probes = burst([client], liveness, found.shared_ceiling + 1)
+    probes = burst([client], RateOp(Operation(liveness, "GET", False, False, {})), found.shared_ceiling + 1)
     expect(probes.limited is None, f"{liveness} is rate limited",
            received=f"429 after {probes.allowed} probes", expected="no 429 for health probes",
            response=probes.evidence)
-    spent = burst([client], found.path, found.budget)
+    spent = burst([client], found.op, found.budget)
     if spent.limited is None:
-        pytest.skip(f"precondition: {found.path} did not answer 429 to this client (see RATE-LIMIT)")
+        pytest.skip(f"precondition: {found.op} did not answer 429 to this client (see RATE-LIMIT)")
     answers = [client.get(path) for path in served]
     limited = [r for r in answers if r.status_code == 429]
     expect(not limited, "health probes are limited together with the API",

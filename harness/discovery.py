@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import tomli_w
 
-__all__ = ["Finding", "record", "attach", "read", "render_toml", "DISCOVER_CONTRACTS"]
+from .target.settings import TargetSettings
+
+__all__ = ["Finding", "record", "attach", "read", "render_toml", "to_discover", "DISCOVER_CONTRACTS"]
 
 # The contracts whose fixtures discover each setting: what `--makrx-discover` runs.
 DISCOVER_CONTRACTS = frozenset({"AUTH-VALID-TOKEN", "AUTH-ROLE-FORBIDDEN", "RATE-LIMIT"})
@@ -33,6 +35,13 @@ class Finding:
     key: str
     value: str | dict[str, Any]
     note: str = ""
+
+
+def to_discover(settings: TargetSettings) -> list[str]:
+    """The settings this run finds by asking the backend, because the target's settings leave them out:
+    what the run header announces (the findings themselves end the run)."""
+    keys = [key for key in ("auth_probe", "rate_limit_path") if not getattr(settings, key)]
+    return [*keys, "roles from OpenAPI scopes" + (" beside [[roles]]" if settings.roles else "")]
 
 
 def record(config: pytest.Config, finding: Finding) -> None:

@@ -285,8 +285,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [f"makrx target: {spec.url or f'{spec.path} (app {spec.app})'}"
-            for spec in config.stash.get(_specs_key, [])] + config.stash.get(_left_out_key, [])
+    lines = []
+    for spec in config.stash.get(_specs_key, []):
+        lines.append(f"makrx target: {spec.url or f'{spec.path} (app {spec.app})'}")
+        if not spec.url:
+            lines.append(f"  settings: {spec.settings.source or 'none (no makrx-contract.toml or [tool.makrx-contract])'}"
+                         "; found by asking the backend (listed at the end): "
+                         + ", ".join(discovery.to_discover(spec.settings)))
+    return lines + config.stash.get(_left_out_key, [])
 
 
 def _fail_run(exc: HarnessError, session: pytest.Session) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,14 +15,44 @@ import pytest
 from .access import role_rules, rule_for
 from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
-from .target.settings import RoleRule, TargetSettings
+from .target.settings import RoleRule, TargetSettings, parse_operation
 
-__all__ = ["Provoker", "database_outage", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
+__all__ = ["Provoker", "RateOp", "database_outage", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
 
 KINDS = ("200", "401", "403", "404", "405", "422", "429", "5xx", "preflight")
 LOCAL_ORIGIN = "http://localhost:3000"
 HEALTH_PATHS = ("/health", "/api/health", "/health/live", "/health/readyz", "/api/v1/health/live",
                 "/api/v1/health/readyz")
+
+
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+# Never valid JSON: FastAPI answers 422 before the handler runs, while a limiting middleware still counts it.
+_MALFORMED = b'{"makrx-contract": '
+
+
+@dataclass(frozen=True)
+class RateOp:
+    """The request a rate-limit burst repeats: a GET, or a write sent with a malformed JSON body, so a
+    burst of writes changes no data."""
+
+    operation: Operation
+
+    @property
+    def method(self) -> str:
+        return self.operation.method
+
+    @property
+    def path(self) -> str:
+        return self.operation.url()
+
+    def send(self, client: ContractClient, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        if self.method == "GET":
+            return client.get(self.path, headers=dict(headers or {}))
+        return client.request(self.method, self.path, content=_MALFORMED,
+                              headers={"Content-Type": "application/json", **(headers or {})})
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.operation.path}"
 
 
 def is_health_path(path: str) -> bool:
@@ -50,6 +81,7 @@ class Provoker:
         self.mint = mint
         self.outage = outage
         self.rate_budget = rate_budget
+        self.rate_ops_tried: tuple[str, ...] = ()
 
     def _ops(self) -> list[Operation]:
         if self.doc is None:
@@ -131,51 +163,87 @@ class Provoker:
         return role_rules(self.doc, self.settings)
 
     @functools.cached_property
-    def _rate_limit_op(self) -> Operation:
-        """`rate_limit_path` of the settings, else a public GET under /api, else the GET a plain token may
-        call (an API all behind auth is limited too); found once, and reported when found."""
-        op = self._find_rate_limit_op()
-        if not self.settings.rate_limit_path and self.discovered is not None:
-            self.discovered("rate_limit_path", op.path, "the GET the rate-limit bursts call")
-        return op
-
-    def _find_rate_limit_op(self) -> Operation:
+    def rate_op(self) -> RateOp:
+        """What the rate-limit bursts send: `rate_limit_path` of the settings, else the first candidate (a
+        public GET under /api, the GET a plain token may call, then one write per method with a JSON body,
+        for a limiter that counts only writes) that a burst from a fresh caller sees answered 429; when none
+        is, the first that answered without a server error. Found once and reported; `rate_ops_tried` names
+        what was burst."""
         if self.settings.rate_limit_path:
-            path = self.settings.rate_limit_path
-            listed = [op for op in (self.doc.operations if self.doc else []) if op.path == path and op.method == "GET"]
-            return listed[0] if listed else Operation(path, "GET", False, False, {})
-        for op in self._ops():
-            if op.method == "GET" and not op.secured and "{" not in op.path and op.path.startswith("/api") \
-                    and not is_health_path(op.path):
-                return op
-        probe = self.auth_probe() if self.auth_probe is not None and self.mint is not None else None
-        if probe is not None and probe.method == "GET" and "{" not in probe.path:
-            return probe
-        pytest.skip("no GET endpoint under /api to rate-limit (public, or one a plain token may call): set "
-                    "rate_limit_path in [tool.makrx-contract]")
+            method, path = parse_operation(self.settings.rate_limit_path, "rate_limit_path")
+            listed = self.doc.operations if self.doc else []
+            op = next((o for o in listed if o.path == path and o.method == method), None)
+            return RateOp(op or Operation(path, method, False, method != "GET", {}))
+        tried: list[RateOp] = []
+        answering: list[RateOp] = []  # candidates whose burst ended in an answer below 500
+        chosen: RateOp | None = None
+        for candidate in self._rate_candidates():
+            tried.append(candidate)
+            try:
+                status = self._burst(candidate).status_code
+            except httpx.TransportError:
+                continue  # never answers: the next candidate
+            if status == 429:
+                chosen = candidate
+                break
+            if status < 500:
+                answering.append(candidate)
+        if not tried:
+            pytest.skip("no operation under /api to rate-limit (a public GET, one a plain token may call, or a "
+                        "write with a JSON body): set rate_limit_path in [tool.makrx-contract]")
+        # None limited: RATE-LIMIT shows a burst that was answered, not one that failed on its own.
+        chosen = chosen or (answering or tried)[0]
+        self.rate_ops_tried = tuple(str(op) for op in tried)
+        if self.discovered is not None:
+            self.discovered("rate_limit_path", str(chosen), "the request the rate-limit bursts send")
+        return chosen
 
-    def rate_limit_path(self) -> str:
-        return self._rate_limit_op.path
+    def _rate_candidates(self) -> Iterator[RateOp]:
+        ops = [o for o in self._ops() if o.path.startswith("/api") and not is_health_path(o.path)]
+        yield from [RateOp(o) for o in ops if o.method == "GET" and not o.secured and "{" not in o.path][:1]
+        if self.auth_probe is not None and self.mint is not None:
+            try:
+                probe = self.auth_probe()
+            except pytest.skip.Exception:
+                probe = None  # no operation a plain token may call: AUTH-VALID-TOKEN says why
+            if probe is not None and probe.method == "GET" and "{" not in probe.path:
+                yield RateOp(probe)
+        for method in _WRITES:
+            # Only writes that take a body: the malformed body stops them before any handler runs.
+            writes = sorted((o for o in ops if o.method == method and o.has_body and (self.mint or not o.secured)),
+                            key=lambda o: ("{" in o.path, o.secured))
+            yield from [RateOp(o) for o in writes[:1]]
 
-    def rate_limit_auth(self) -> dict[str, str]:
-        """Credentials of one new caller of the rate-limit path: none for a public one, else a valid token
-        of a user of its own (a limiter keyed by user never counts two callers together)."""
-        op = self._rate_limit_op
-        return self.credentials(op, user=f"rate-{uuid.uuid4().hex}") if op.secured else {}
+    def rate_limit_auth(self, op: RateOp | None = None) -> dict[str, str]:
+        """Credentials of one new caller of ``op`` (default: the rate-limit operation): none for a public one,
+        else a valid token of a user of its own (a limiter keyed by user never counts two callers together)."""
+        return self.credentials((op or self.rate_op).operation, user=f"rate-{uuid.uuid4().hex}")
 
-    def rate_limited(self, client: ContractClient | None = None) -> httpx.Response:
-        """Burst from a fresh source address until a 429 (or the budget is spent: the last response)."""
+    def _burst(self, op: RateOp, client: ContractClient | None = None) -> httpx.Response:
+        """Send ``op`` from a fresh caller until a 429 (or the budget is spent: the last response)."""
         client = client or self.new_client()
-        path = self.rate_limit_path()
-        headers = self.rate_limit_auth()
-        response = client.get(path, headers=headers)
-        for _ in range(self.rate_budget - 1):
+        headers = self.rate_limit_auth(op)
+        response: httpx.Response | None = None
+        errors: list[httpx.TransportError] = []
+        for _ in range(self.rate_budget):
+            try:
+                response = op.send(client, headers)
+            except httpx.TransportError as exc:  # e.g. resets from a path that fails under load
+                errors.append(exc)
+                if len(errors) < 3:
+                    continue
+                break
             if response.status_code == 429:
                 break
-            response = client.get(path, headers=headers)
         # Keep only the last exchanges: hundreds of identical ones would bury the failure message.
         del client.exchanges[:-2]
+        if response is None:
+            raise errors[-1]
         return response
+
+    def rate_limited(self, client: ContractClient | None = None) -> httpx.Response:
+        """Burst the rate-limit operation from a fresh source address until a 429 (or the last response)."""
+        return self._burst(self.rate_op, client)
 
     def server_error(self) -> httpx.Response:
         """With the database stopped, the first DB-backed operation that answers 5xx."""

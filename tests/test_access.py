@@ -69,13 +69,17 @@ def test_auth_probe_setting_syntax() -> None:
         parse_operation("GET api/v1/me")
 
 
-def test_a_malformed_auth_probe_is_a_settings_error_at_start(tmp_path) -> None:
-    """Read with the settings (one ConfigError naming the file, a usage error before anything boots)."""
-    (tmp_path / "makrx-contract.toml").write_text('auth_probe = "me"\n')
-    with pytest.raises(ConfigError, match="makrx-contract.toml: auth_probe 'me' is not `METHOD /path`"):
+@pytest.mark.parametrize("key", ["auth_probe", "rate_limit_path"])
+def test_a_malformed_operation_setting_is_a_settings_error_at_start(tmp_path, key: str) -> None:
+    """Read with the settings (one ConfigError naming the file and key, a usage error before anything boots);
+    a bare path means GET, a method may be given (a limiter that counts only writes is burst with one)."""
+    (tmp_path / "makrx-contract.toml").write_text(f'{key} = "me"\n')
+    with pytest.raises(ConfigError, match=f"makrx-contract.toml: {key} 'me' is not `METHOD /path`"):
         load_settings(tmp_path)
-    (tmp_path / "makrx-contract.toml").write_text('auth_probe = "/api/v1/me"\n')
-    assert load_settings(tmp_path).auth_probe == "GET /api/v1/me"
+    (tmp_path / "makrx-contract.toml").write_text(f'{key} = "/api/v1/me"\n')
+    assert getattr(load_settings(tmp_path), key) == "GET /api/v1/me"
+    (tmp_path / "makrx-contract.toml").write_text(f'{key} = "post /api/v1/items"\n')
+    assert getattr(load_settings(tmp_path), key) == "POST /api/v1/items"
 
 
 @pytest.mark.parametrize("wrapper", ["error", "detail"])

@@ -3,7 +3,13 @@ traceback: a timeout, a reset, and one inside hypothesis' FlakyFailure-style exc
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import pytest
+
+from tests.suite_runner import run_suite
+from tests.variants import Variant
 
 CONTRACT = '''
 import httpx
@@ -43,3 +49,23 @@ def test_transport_errors_are_contract_failures_with_one_line_of_cause(pytester:
     assert "Cause: RemoteProtocolError: Server disconnected without sending a response." in out
     assert "Cause: ConnectError: All connection attempts failed" in out
     assert "Traceback" not in out and "raise httpx" not in out
+
+
+HANGS_ON_POST = Variant("hangs-on-post", "", "creating an item never answers", {"patch": [
+    {"file": "routes/items.py", "old": "def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:",
+     "new": "async def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:\n"
+            "    await asyncio.sleep(3600)"},
+    {"file": "routes/items.py", "old": "from collections.abc import Sequence\n",
+     "new": "import asyncio\nfrom collections.abc import Sequence\n"}]})
+
+
+def test_a_route_that_hangs_on_post_is_one_fuzz_finding_not_a_traceback(tmp_path: Path) -> None:
+    """A real backend whose create operation never answers: fuzzing records the timeout once (it does not
+    wait out every generated case), FUZZ-NO-5XX fails naming it, and nothing prints a traceback."""
+    result = run_suite(HANGS_ON_POST.build(tmp_path), tmp_path, "-m", "fuzz", "--makrx-fuzz-examples=6")
+    assert result.failed == {"FUZZ-NO-5XX"}, result.output
+    failures = [node.text or "" for node in ET.parse(tmp_path / "junit.xml").getroot().iter("failure")]
+    assert len(failures) == 1, failures
+    assert "Received: 1 of " in failures[0], failures[0]
+    assert "POST /api/v1/items (positive): ReadTimeout: timed out" in failures[0], failures[0]
+    assert "Traceback" not in failures[0] and "INTERNALERROR" not in result.output, result.output

@@ -32,13 +32,15 @@ def test_discover_prints_a_settings_block_that_pins_what_was_found(tmp_path: Pat
     from makrx_contracts.harness.target.settings import RoleRule, load_settings
 
     shape = next(shape for shape in SHAPES if shape.name == "all-behind-auth")
-    result = run_suite(shape.build(tmp_path), tmp_path, "--makrx-discover")
+    result = run_suite(shape.build(tmp_path), tmp_path, "--makrx-discover", "-v")
     assert result.returncode == 0, result.output
-    block = result.output[result.output.index("[tool.makrx-contract]"):]
+    assert ("settings: none (no makrx-contract.toml or [tool.makrx-contract]); found by asking the backend "
+            "(listed at the end): auth_probe, rate_limit_path, roles from OpenAPI scopes") in result.output
+    block = result.output[result.output.index("\n[tool.makrx-contract]") + 1:]
     block = block[:block.index("\nAUTH ")]
     (tmp_path / "pyproject.toml").write_text(block + "\n")
     settings = load_settings(tmp_path)
     assert settings.auth_probe == "GET /api/v1/items"
-    assert settings.rate_limit_path == "/api/v1/items"
+    assert settings.rate_limit_path == "GET /api/v1/items"
     assert settings.roles == (RoleRule("/api/v1/items/{item_id}", "DELETE", ("admin",)),)
     assert set(result.outcomes) == {"AUTH-VALID-TOKEN", "AUTH-ROLE-FORBIDDEN", "RATE-LIMIT"}, result.output

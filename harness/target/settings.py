@@ -46,7 +46,7 @@ class TargetSettings:
     env: dict[str, str] = field(default_factory=dict)
     environment: str = "test"
     client_id: str | None = None
-    rate_limit_path: str | None = None
+    rate_limit_path: str | None = None  # "POST /api/v1/orders" or "/api/v1/items" (GET): what the bursts send
     auth_probe: str | None = None  # "GET /api/v1/me": the operation a plain valid token may call
     token_roles: tuple[str, ...] = ("user",)  # realm roles of the plain valid token
     roles: tuple[RoleRule, ...] = ()
@@ -84,19 +84,19 @@ def _find(target_dir: Path | None, explicit: Path | None) -> tuple[dict[str, Any
     return {}, None
 
 
-def parse_operation(raw: str) -> tuple[str, str]:
+def parse_operation(raw: str, key: str = "auth_probe") -> tuple[str, str]:
     """`"GET /api/v1/me"` or `"/api/v1/me"` (GET) → (method, path)."""
     method, _, path = raw.strip().rpartition(" ")
     if not path.startswith("/"):
-        raise ConfigError(f"auth_probe {raw!r} is not `METHOD /path`", fix='e.g. auth_probe = "GET /api/v1/me"')
+        raise ConfigError(f"{key} {raw!r} is not `METHOD /path`", fix=f'e.g. {key} = "GET /api/v1/me"')
     return (method.strip().upper() or "GET"), path
 
 
-def _operation(raw: Any, source: Path | None) -> str | None:
+def _operation(raw: Any, source: Path | None, key: str) -> str | None:
     if raw is None:
         return None
     try:
-        return " ".join(parse_operation(str(raw)))
+        return " ".join(parse_operation(str(raw), key))
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.message}", fix=exc.fix) from None
 
@@ -142,8 +142,8 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
         env={str(k): str(v) for k, v in env.items()},
         environment=str(data.get("environment", "test")),
         client_id=data.get("client_id"),
-        rate_limit_path=data.get("rate_limit_path"),
-        auth_probe=_operation(data.get("auth_probe"), source),
+        rate_limit_path=_operation(data.get("rate_limit_path"), source, "rate_limit_path"),
+        auth_probe=_operation(data.get("auth_probe"), source, "auth_probe"),
         token_roles=_strings(data.get("token_roles", ["user"]), "token_roles", source),
         roles=tuple(roles),
         waivers=tuple(waivers),
