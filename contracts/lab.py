@@ -37,8 +37,11 @@ class Lab:
         return self.tokens()
 
     def unknown_kid_token(self) -> str:
-        """Signed by the active key under a kid never published: the backend must look it up."""
-        return self.issuer.sign(self.tokens.claims(), kid=f"makrx-contract-unknown-{uuid.uuid4().hex[:12]}")
+        """Signed by a key the realm never published, under a fresh kid: the backend must look it up, and no
+        key it holds verifies it (so a backend that falls back to the realm's key for unknown kids is not
+        let off by a token its fallback happens to verify)."""
+        return self.issuer.sign(self.tokens.claims(), key=self.issuer.attacker.key,
+                                kid=f"makrx-contract-unknown-{uuid.uuid4().hex[:12]}")
 
     def last_jwks_fetch(self) -> float | None:
         log = self.issuer.fetch_log("jwks")

@@ -6,6 +6,14 @@ issuer=...)`` already refuses it. ``case.build(issuer, audience)`` makes the tok
 :class:`~harness.issuer.Issuer`; cases that need a particular key state do it in ``case.prepare(issuer)``
 (the ``bad_token`` fixture calls both). The jku/x5u cases point at ``issuer.attacker``, a server that
 records every request: ``issuer.attacker.was_fetched()`` must stay False.
+
+Levels follow harm. A case is MUST (contract AUTH-BAD-TOKEN) when accepting it lets in a token the issuer
+did not mean for this API: forged or confused algorithms, expired or not yet valid, wrong iss/aud/typ, a
+retired key, key-URL and embedded-key headers, malformed or oversized tokens. It is SHOULD
+(``issuer_only``, contract AUTH-STRICT-TOKEN) when only the trusted issuer could have produced the oddity:
+signed by the realm's own active key, unexpired and meant for us, with a claim or header a strict parser
+refuses (a numeric-string or missing exp, a future iat, an unknown crit, a kid the realm never published)
+— what python-jose and hand-rolled verifiers let through without opening the API to anyone else.
 """
 
 from __future__ import annotations
@@ -83,8 +91,15 @@ class Case:
     pyjwt_rejects: bool
     tags: frozenset[str] = frozenset()
     algorithms: frozenset[str] = _ALL_ALGS
+    issuer_only: bool = False
     builder: Callable[[_Ctx], str] = field(repr=False, compare=False, default=lambda ctx: "")
     preparer: Callable[[Issuer], None] | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def level(self) -> str:
+        """MUST when accepting lets in a token the issuer did not mean for this API; SHOULD when only the
+        trusted issuer could have produced the oddity (signed by its own key, not expired, meant for us)."""
+        return "SHOULD" if self.issuer_only else "MUST"
 
     def applies(self, issuer: Issuer) -> bool:
         """False when the case makes no sense for the issuer's algorithm (e.g. PS256 with an EC key)."""
@@ -165,12 +180,13 @@ def _case(
     tags: tuple[str, ...] = (),
     algorithms: frozenset[str] = _ALL_ALGS,
     prepare: Callable[[Issuer], None] | None = None,
+    issuer_only: bool = False,
 ) -> Callable[[Callable[[_Ctx], str]], Callable[[_Ctx], str]]:
     def register(builder: Callable[[_Ctx], str]) -> Callable[[_Ctx], str]:
         if name in _REGISTRY:
             raise ValueError(f"duplicate catalogue case {name}")
         _REGISTRY[name] = Case(
-            name, description, verdict, hint, pyjwt_rejects, frozenset(tags), algorithms, builder, prepare
+            name, description, verdict, hint, pyjwt_rejects, frozenset(tags), algorithms, issuer_only, builder, prepare
         )
         return builder
 
@@ -209,6 +225,7 @@ def _exp_beyond_leeway(ctx: _Ctx) -> str:
 @_case(
     "exp_missing",
     "No exp claim at all: a token that never expires.",
+    issuer_only=True,
     hint="require exp (pyjwt: options={'require': ['exp', 'iat', 'iss', 'aud']})",
     pyjwt_rejects=False,
     tags=("time", "claims"),
@@ -220,6 +237,7 @@ def _exp_missing(ctx: _Ctx) -> str:
 @_case(
     "exp_string",
     'exp as a JSON string ("<far future>") instead of a number.',
+    issuer_only=True,
     hint="check claim types: NumericDate is a JSON number (pyjwt int()-converts numeric strings)",
     pyjwt_rejects=False,
     tags=("time", "types"),
@@ -228,7 +246,7 @@ def _exp_string(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(exp=str(ctx.now + 3600)))
 
 
-@_case("exp_null", "exp is JSON null.", hint="check claim types", tags=("time", "types"))
+@_case("exp_null", "exp is JSON null.", issuer_only=True, hint="check claim types", tags=("time", "types"))
 def _exp_null(ctx: _Ctx) -> str:
     claims = ctx.claims()
     claims["exp"] = None
@@ -243,6 +261,7 @@ def _nbf_future(ctx: _Ctx) -> str:
 @_case(
     "iat_future",
     "iat one hour in the future: issued by a clock far ahead, or forged.",
+    issuer_only=True,
     hint="verify iat is not in the future (pyjwt does)",
     tags=("time",),
 )
@@ -517,6 +536,7 @@ def _hs256_empty(ctx: _Ctx) -> str:
 @_case(
     "ps256_real_key",
     "PS256, validly signed by the realm's real RSA key: an algorithm the JWK does not name.",
+    issuer_only=True,
     hint="pin the algorithm to the JWK's alg (RS256)",
     tags=("alg",),
     algorithms=frozenset({"RS256"}),
@@ -528,6 +548,7 @@ def _ps256(ctx: _Ctx) -> str:
 @_case(
     "rs512_real_key",
     "RS512, validly signed by the realm's real RSA key.",
+    issuer_only=True,
     hint="pin the algorithm to RS256",
     tags=("alg",),
     algorithms=frozenset({"RS256"}),
@@ -690,6 +711,7 @@ def _payload_not_object(ctx: _Ctx) -> str:
     "header_duplicate_alg",
     'The header names alg twice: "RS256" first, "none" last, with a valid RS256 signature. '
     "A first-wins parser sees a valid token; RFC 7515 §5.2 requires rejecting or last-wins.",
+    issuer_only=True,
     hint="use a JSON parser that rejects duplicates or keeps the last (Python's json keeps the last)",
     tags=("malformed", "alg"),
 )
@@ -701,6 +723,7 @@ def _header_duplicate_alg(ctx: _Ctx) -> str:
 @_case(
     "payload_duplicate_exp",
     "The payload names exp twice: far future first, one hour ago last (validly signed).",
+    issuer_only=True,
     hint="reject duplicates or keep the last member",
     tags=("malformed", "time"),
 )
@@ -723,6 +746,7 @@ def _payload_duplicate_exp(ctx: _Ctx) -> str:
 @_case(
     "crit_unknown",
     'Header "crit": ["x-makrx-critical"] naming an extension no backend understands (validly signed).',
+    issuer_only=True,
     hint="reject tokens whose crit names an unsupported extension (RFC 7515 §4.1.11)",
     tags=("header",),
 )
@@ -789,6 +813,7 @@ def _x5u(ctx: _Ctx) -> str:
 @_case(
     "kid_unknown",
     "A kid the realm never published, signed by the real active key.",
+    issuer_only=True,
     hint="select the key by kid only; refetch the JWKS once (rate-limited), then 401",
     tags=("kid",),
 )
@@ -819,6 +844,7 @@ def _kid_sql(ctx: _Ctx) -> str:
 @_case(
     "kid_command_injection",
     'kid "key|true;$(true)`true`" (harmless shell commands), signed by the real key.',
+    issuer_only=True,
     hint="never pass kid to a shell; look it up in the JWKS only",
     tags=("kid", "injection"),
 )
@@ -829,6 +855,7 @@ def _kid_command(ctx: _Ctx) -> str:
 @_case(
     "kid_not_string",
     "kid is a number (12345), signed by the real key.",
+    issuer_only=True,
     hint="check header types",
     tags=("kid", "types"),
 )
@@ -839,6 +866,7 @@ def _kid_not_string(ctx: _Ctx) -> str:
 @_case(
     "kid_other_key",
     "kid names another published signing key (B) while the signature is by the active key (A).",
+    issuer_only=True,
     hint="verify with the key the kid names, and only with it",
     tags=("kid",),
     prepare=_two_signing_keys,
@@ -853,6 +881,7 @@ def _kid_other_key(ctx: _Ctx) -> str:
 @_case(
     "kid_missing_several_keys",
     "No kid while several signing keys are published (prepare() publishes a next key); signed by the active key.",
+    issuer_only=True,
     hint="require kid; select the key by kid (Keycloak always sends one)",
     tags=("kid",),
     prepare=_two_signing_keys,

@@ -8,7 +8,10 @@ well), and ``plan.apply(issuer, audience)`` makes the :class:`Mutation` (the tok
 (bytes) and ``encoding`` (base64/segments). Every token is printable ASCII, so it fits an HTTP header.
 
 A contract: ``valid=False`` → the backend must answer 401; ``valid=True`` → never 5xx, and 2xx is allowed
-(``ambiguous=True`` marks valid tokens a strict backend may still refuse, e.g. a missing ``typ``).
+(``ambiguous=True`` marks tokens either answer suits: valid ones a strict backend may still refuse, e.g. a
+missing ``typ``, and oddities only the issuer could have produced — its own key, unexpired, meant for us —
+such as a removed exp or an unknown crit, which a lenient backend may accept; the catalogue's SHOULD cases
+judge that strictness). ``valid=False`` is kept for what lets in a token the issuer did not mean for us.
 Mutations never touch roles, so a valid mutation cannot turn into a 403.
 """
 
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["Mutation", "MutationPlan", "KINDS", "mutation_plans", "mutated_tokens", "sample"]
 
 KINDS: Final = ("header", "claims", "signature", "encoding")
+
+# (valid, ambiguous) of an oddity only the issuer could have signed: 401 or 2xx, never 5xx.
+_ODD: Final = (True, True)
 
 _json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**12), st.text(max_size=12))
 
@@ -195,9 +201,9 @@ def _header_alg(ctx: _Ctx, alg: Any) -> Outcome:
             f"alg {alg} keyed with the public PEM",
         )
     if isinstance(alg, str) and alg[:2] in ("RS", "PS") and alg[2:] in ("256", "384", "512") and ctx.key.kty == "RSA":
-        return compact(header, ctx.claims, alg, ctx.key.private_key), False, False, f"alg {alg} signed by the real key"
+        return compact(header, ctx.claims, alg, ctx.key.private_key), *_ODD, f"alg {alg} signed by the real key"
     signature = b64url(ctx.key.sign(signing_input))
-    return f"{h}.{p}.{signature}", False, False, f"alg {alg!r} with the real {ctx.key.alg} signature"
+    return f"{h}.{p}.{signature}", *_ODD, f"alg {alg!r} with the real {ctx.key.alg} signature"
 
 
 @_op(
@@ -213,10 +219,10 @@ def _header_kid(ctx: _Ctx, kid: Any) -> Outcome:
     if kid is None:
         several = len(ctx.issuer.keys.signing_keys) > 1
         token = ctx.sign(_with(ctx.header, "kid", None, remove=True))
-        return token, not several, not several, "kid removed" + (" (several signing keys published)" if several else "")
+        return token, *_ODD, "kid removed" + (" (several signing keys published)" if several else "")
     if kid == ctx.key.kid:
         return ctx.sign(), True, False, "kid unchanged"
-    return ctx.sign(_with(ctx.header, "kid", kid)), False, False, f"kid {kid!r}"
+    return ctx.sign(_with(ctx.header, "kid", kid)), *_ODD, f"kid {kid!r}"
 
 
 @_op("header", st.sampled_from(["at+jwt", "JWS", "", "jwt", "JOSE+JSON", None]))
@@ -233,7 +239,7 @@ def _header_extra(ctx: _Ctx, name: str, value: Any) -> Outcome:
 @_op("header", st.sampled_from([("x-makrx",), ("b64",), ("x-makrx", "exp"), ("kid",)]))
 def _header_crit(ctx: _Ctx, crit: tuple[str, ...]) -> Outcome:
     header = {**ctx.header, "crit": list(crit), **{c: True for c in crit if c.startswith("x-")}}
-    return ctx.sign(header), False, False, f"crit {list(crit)}"
+    return ctx.sign(header), *_ODD, f"crit {list(crit)}"
 
 
 @_op("header", st.sampled_from(["jku", "x5u"]), st.booleans())
@@ -271,7 +277,7 @@ def _header_duplicate(ctx: _Ctx, variant: str) -> Outcome:
         "alg-none-first": f'{{"alg":"none","typ":"JWT","kid":"{kid}","alg":"{alg}"}}',
         "kid-twice": f'{{"alg":"{alg}","typ":"JWT","kid":"{kid}","kid":"other"}}',
     }[variant]
-    return ctx.sign(b64url(raw.encode())), False, False, f"duplicate header members ({variant})"
+    return ctx.sign(b64url(raw.encode())), *_ODD, f"duplicate header members ({variant})"
 
 
 @_op("header", st.sampled_from(['["RS256"]', '"RS256"', "42", "null", "{", ""]))
@@ -307,9 +313,9 @@ def _claim_exp(ctx: _Ctx, change: tuple[str, int]) -> Outcome:
     if how == "float":
         return ctx.sign(claims={**ctx.claims, "exp": ctx.now + delta + 0.5}), True, True, "exp as a non-integer number"
     if how == "missing":
-        return ctx.sign(claims=_with(ctx.claims, "exp", None, remove=True)), False, False, "exp removed"
+        return ctx.sign(claims=_with(ctx.claims, "exp", None, remove=True)), *_ODD, "exp removed"
     value = _bad_type(ctx.now + delta, how)
-    return ctx.sign(claims={**ctx.claims, "exp": value}), False, False, f"exp as {how} ({value!r})"
+    return ctx.sign(claims={**ctx.claims, "exp": value}), *_ODD, f"exp as {how} ({value!r})"
 
 
 @_op(
@@ -326,14 +332,15 @@ def _claim_time(ctx: _Ctx, claim: str, change: tuple[str, int]) -> Outcome:
     how, delta = change
     if how == "future":
         claims = {**ctx.claims, claim: ctx.now + delta, "exp": ctx.now + delta + 600}
-        return ctx.sign(claims=claims), False, False, f"{claim} {delta} s in the future"
+        outcome = (False, False) if claim == "nbf" else _ODD  # nbf: not valid yet; iat: the issuer's clock
+        return ctx.sign(claims=claims), *outcome, f"{claim} {delta} s in the future"
     if how == "past":
         return ctx.sign(claims={**ctx.claims, claim: ctx.now - delta}), True, False, f"{claim} {delta} s ago"
     if how == "missing":
         claims = _with(ctx.claims, claim, None, remove=True)
         return ctx.sign(claims=claims), True, claim == "iat", f"{claim} absent"
     value = _bad_type(ctx.now - delta, how)
-    return ctx.sign(claims={**ctx.claims, claim: value}), False, False, f"{claim} as {how} ({value!r})"
+    return ctx.sign(claims={**ctx.claims, claim: value}), *_ODD, f"{claim} as {how} ({value!r})"
 
 
 @_op(

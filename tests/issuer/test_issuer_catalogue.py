@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer, catalogue
-from makrx_contracts.harness.issuer._jose import TokenRejected
+from makrx_contracts.harness.issuer._jose import TokenRejected, _verify_signature
 from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens
 
 from .conftest import AUDIENCE
@@ -177,3 +179,29 @@ def test_bad_tokens_accessor(issuer: Issuer) -> None:
     assert "none" in " ".join(bad.names(tag="none"))
     es = BadTokens(Issuer(algorithm="ES256", public_base_url="http://kc.test"))
     assert "ps256_real_key" not in es.names()
+
+
+@pytest.mark.parametrize("case", [c for c in CATALOGUE if c.issuer_only], ids=lambda c: c.name)
+def test_a_should_case_is_one_only_the_issuer_could_have_signed(case: catalogue.Case, module_issuer: Issuer) -> None:
+    """The level rule: a SHOULD case's token is signed by the realm's own active key and is not expired,
+    so accepting it lets in no one the issuer did not mean; every other case stays MUST."""
+    if not case.applies(module_issuer):
+        return
+    case.prepare(module_issuer)
+    token = case.build(module_issuer, AUDIENCE)
+    head, payload, signature = token.split(".")
+    public = module_issuer.keys.active.private_key.public_key()
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    assert any(_verify_signature(alg, public, f"{head}.{payload}".encode(), raw)
+               for alg in ("RS256", "RS512", "PS256", "ES256")), f"{case.name} is not signed by the active key"
+    # First member wins: payload_duplicate_exp's far-future exp comes before its past one.
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)),
+                        object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+    assert claims["iss"] == module_issuer.issuer_url
+    assert not isinstance(claims.get("exp"), int | float) or claims["exp"] > time.time()
+    assert case.level == "SHOULD" and case.verdict is not ACCEPT
+
+
+def test_must_cases_are_the_rest() -> None:
+    assert {c.level for c in CATALOGUE if not c.issuer_only} == {"MUST"}
+    assert {c.name for c in CATALOGUE if c.issuer_only} >= {"exp_string", "exp_missing", "crit_unknown", "kid_unknown"}

@@ -75,3 +75,29 @@ def test_redacted_cuts_the_signature(shared_issuer: Issuer) -> None:
     text = mutation.redacted()
     assert '"typ":"ID"' in text and "<signature" in text and mutation.token.split(".")[2] not in text
     assert mutation.expected == "401"
+
+
+@pytest.mark.parametrize("plan", [
+    MutationPlan("header", "header_crit", (("x-makrx",),)),
+    MutationPlan("header", "header_kid", ("makrx-unknown",)),
+    MutationPlan("claims", "claim_exp", (("missing", 0),)),
+    MutationPlan("claims", "claim_exp", (("string", 600),)),
+    MutationPlan("claims", "claim_time", ("iat", ("future", 3600))),
+], ids=lambda plan: f"{plan.operation}{plan.args}")
+def test_an_oddity_only_the_issuer_could_sign_allows_either_answer(shared_issuer: Issuer, plan: MutationPlan) -> None:
+    """A strict verifier refuses these, a lenient one (python-jose) accepts them; both are right for
+    AUTH-MUTATED-TOKEN (never 5xx), and AUTH-STRICT-TOKEN judges the strictness."""
+    mutation = plan.apply(shared_issuer, AUDIENCE)
+    assert mutation.valid and mutation.ambiguous
+    with pytest.raises(TokenRejected):
+        shared_issuer.verifier(AUDIENCE).verify(mutation.token, now=time.time())
+
+
+@pytest.mark.parametrize("plan", [
+    MutationPlan("claims", "claim_exp", (("past", 3600),)),
+    MutationPlan("claims", "claim_time", ("nbf", ("future", 3600))),
+    MutationPlan("claims", "claim_aud", (("text", "other-api"),)),
+    MutationPlan("header", "header_alg", ("none",)),
+], ids=lambda plan: f"{plan.operation}{plan.args}")
+def test_a_token_not_meant_for_us_must_be_refused(shared_issuer: Issuer, plan: MutationPlan) -> None:
+    assert not plan.apply(shared_issuer, AUDIENCE).valid
