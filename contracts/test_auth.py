@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -491,3 +492,41 @@ def test_roles_count_from_realm_and_client(trusted: None, caller: Caller, make_t
             raise violation(f"a role granted in {source} crashed {rule.method} {rule.path}",
                             received=f"{status} with {granted}",
                             expected=f"what a realm role gets ({baseline.status_code})", response=[baseline, response])
+
+
+# Where a role must NOT count, and how a token carries it there (Keycloak never grants through these).
+OTHER_CLIENT = "makrx-contract-other-client"
+_ELSEWHERE: dict[str, tuple[str, Callable[[tuple[str, ...]], dict[str, Any]]]] = {
+    "other_client": (f"resource_access.{OTHER_CLIENT}.roles",
+                     lambda roles: {"client_roles": {OTHER_CLIENT: roles}}),
+    "top_level_roles": ("a top-level roles claim", lambda roles: {"overrides": {"roles": list(roles)}}),
+    "groups": ("the groups claim", lambda roles: {"overrides": {"groups": [*roles, *(f"/{r}" for r in roles)]}}),
+    "scope": ("the scope claim", lambda roles: {"scope": " ".join(("openid", "profile", "email", *roles))}),
+}
+
+
+@pytest.mark.contract("AUTH-ROLE-SOURCES", level=MUST)
+@pytest.mark.parametrize("source", tuple(_ELSEWHERE))
+def test_a_role_anywhere_else_opens_nothing(trusted: None, caller: Caller, make_token: TokenMaker,
+                                            openapi: OpenAPIDoc | None, makrx_target_spec: TargetSpec,
+                                            valid_token: ValidTokenCheck, source: str) -> None:
+    """Roles count only from `realm_access.roles` and `resource_access.<this client>.roles`: the required
+    role under another client's `resource_access`, in a top-level `roles` or `groups` claim, or in `scope`
+    does not open a role-protected operation. Anything but 401/403 there is privilege escalation: another
+    client's roles, or claims a mapper lets users shape, would grant this API's roles.
+
+    CONVENTIONS, Auth: "Keycloak SSO (realm makrx)"; Keycloak's token layout (realm and client roles).
+    """
+    valid_token.require()
+    where, carry = _ELSEWHERE[source]
+    for rule in _role_rules(makrx_target_spec, openapi):
+        path, body = _rule_url(rule, openapi)
+        token = make_token(roles=(NO_SUCH_ROLE,), **{"client_roles": {}, **carry(rule.roles)})
+        response = caller.send(bearer(token), method=rule.method, path=path, body=body,
+                               title=f"{rule.method} {rule.path} with {', '.join(rule.roles)} in {where}",
+                               expected="403")
+        expect(response.status_code in (401, 403),
+               f"{', '.join(rule.roles)} in {where} opened {rule.method} {rule.path}: privilege escalation",
+               received=f"{response.status_code} (past the role check)",
+               expected="403: roles count only from realm_access and resource_access of this client",
+               response=response)
