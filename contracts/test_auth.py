@@ -225,7 +225,8 @@ def test_a_bad_token_is_refused(trusted: None, catalogue: CatalogueAnswers, vali
     catalogue states — 401 for expired, not yet valid, wrong iss/aud/typ, tampered or stripped signatures,
     alg none/HS256 key confusion, injected kid with a forged signature, jku/x5u/jwk headers, retired keys,
     malformed or oversized tokens (400/413/431 allowed there) — never 2xx, never 5xx, within HANG_SECONDS.
-    The one valid control (aud list with ours) is accepted.
+    The one valid control (aud list with ours) is accepted. Clock leeway: at most LEEWAY (60 s); the
+    *_beyond_leeway cases sit 5 s past it.
 
     CONVENTIONS, Auth: "JWT (RS256) validation", "Validate issuer; audience verification"; RFC 8725 §3.1
     (algorithms), §3.8-3.9 (iss, aud), §3.10 (kid, jku, x5u), §3.11 (typ).

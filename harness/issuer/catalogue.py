@@ -259,6 +259,16 @@ def _nbf_future(ctx: _Ctx) -> str:
 
 
 @_case(
+    "nbf_beyond_leeway",
+    f"nbf {LEEWAY + 5} s in the future: not valid yet, just beyond the largest sane leeway ({LEEWAY} s).",
+    hint=f"keep the nbf leeway at or below {LEEWAY} s",
+    tags=("time",),
+)
+def _nbf_beyond_leeway(ctx: _Ctx) -> str:
+    return ctx.signed(ctx.claims(nbf=ctx.now + LEEWAY + 5, exp=ctx.now + 3600))
+
+
+@_case(
     "iat_future",
     "iat one hour in the future: issued by a clock far ahead, or forged.",
     issuer_only=True,
@@ -267,6 +277,17 @@ def _nbf_future(ctx: _Ctx) -> str:
 )
 def _iat_future(ctx: _Ctx) -> str:
     return ctx.signed(ctx.claims(iat=ctx.now + 3600, exp=ctx.now + 7200))
+
+
+@_case(
+    "iat_beyond_leeway",
+    f"iat {LEEWAY + 5} s in the future: issued by a clock just beyond the largest sane leeway ({LEEWAY} s).",
+    issuer_only=True,
+    hint=f"keep the iat leeway at or below {LEEWAY} s",
+    tags=("time",),
+)
+def _iat_beyond_leeway(ctx: _Ctx) -> str:
+    return ctx.signed(ctx.claims(iat=ctx.now + LEEWAY + 5, exp=ctx.now + 3600))
 
 
 # ---------------------------------------------------------------------------------------------- iss / aud
