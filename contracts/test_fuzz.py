@@ -38,6 +38,7 @@ pytestmark = pytest.mark.fuzz
 
 HEADER = "X-Request-ID"
 RETRY_AFTER_CAP = 2.0  # seconds a 429 is waited out at most before its one retry (from a fresh address)
+MAX_HUNG_OPERATIONS = 3  # operations that time out before fuzzing stops: the backend has stopped answering
 SERVER_ERROR = "ST101"  # not_a_server_error
 INPUT_CODES = ("ST201", "ST202")  # negative data accepted, schema-valid data rejected
 
@@ -62,6 +63,7 @@ class FuzzRun:
     unauthenticated: list[Exchange]  # protected operations' cases sent again without a token
     secured: list[str]
     throttled: int
+    hung: list[str] = field(default_factory=list)  # operations that left a request unanswered
 
     def answered(self) -> list[Exchange]:
         return [e for e in self.exchanges + self.unauthenticated if e.response is not None]
@@ -215,7 +217,7 @@ def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: s
     from schemathesis.checks import not_a_server_error
 
     first_valid: list[schemathesis.Case] = []
-    hung: list[str] = []
+    hung: list[str] = []  # this operation's timeout, if any
 
     def record(case: schemathesis.Case, mode: str) -> None:
         if hung:
@@ -228,6 +230,7 @@ def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: s
         run.exchanges.append(Exchange(operation.label, mode, request, response, error, failures))
         if error is not None and "Timeout" in error.partition(":")[0]:
             hung.append(error)
+            run.hung.append(operation.label)
         if mode == "positive" and not first_valid:
             first_valid.append(case)
 
@@ -270,6 +273,8 @@ def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_sour
         for result in schema.get_all_operations():
             if not hasattr(result, "ok"):
                 continue  # an operation schemathesis cannot read is the document's problem, not a request to send
+            if len(run.hung) >= MAX_HUNG_OPERATIONS:
+                break  # a backend that stops answering: more operations would each wait out a timeout
             operation = result.ok()
             is_secured = (operation.method.upper(), operation.path) in secured
             _exercise(operation, sender, run, authorization=f"Bearer {token}" if is_secured and token else None,
@@ -313,6 +318,9 @@ def _fail_on(run: FuzzRun, findings: list[Finding], *, title: str, expected: str
     details += [f"\n{f.exchange.label}: {redact(f.detail)[:1500]}" for f in firsts if f.detail]
     if run.throttled:
         details.append(f"\n({run.throttled} request(s) stayed rate limited after a retry and were not judged)")
+    if len(run.hung) >= MAX_HUNG_OPERATIONS:
+        details.append(f"\n(fuzzing stopped after {len(run.hung)} operations left a request unanswered: "
+                       f"{', '.join(run.hung)})")
     raise violation(title, received=received, expected=expected,
                     response=[f.exchange.response for f in firsts if f.exchange.response is not None],
                     details="\n".join(details))

@@ -69,3 +69,22 @@ def test_a_route_that_hangs_on_post_is_one_fuzz_finding_not_a_traceback(tmp_path
     assert "Received: 1 of " in failures[0], failures[0]
     assert "POST /api/v1/items (positive): ReadTimeout: timed out" in failures[0], failures[0]
     assert "Traceback" not in failures[0] and "INTERNALERROR" not in result.output, result.output
+
+
+STOPS_ANSWERING = Variant("stops-answering", "", "every items operation hangs", {"patch": [
+    *HANGS_ON_POST.data["patch"],
+    {"file": "routes/items.py", "old": "def list_items(\n", "new": "async def list_items(\n"},
+    {"file": "routes/items.py", "old": '    """Items in creation order, one page at a time."""\n',
+     "new": '    """Items in creation order, one page at a time."""\n    await asyncio.sleep(3600)\n'},
+    {"file": "routes/items.py", "old": "def get_item(db: DbSession, item_id: ItemId) -> Item:",
+     "new": "async def get_item(db: DbSession, item_id: ItemId) -> Item:\n    await asyncio.sleep(3600)"}]})
+
+
+def test_fuzzing_stops_when_the_backend_stops_answering(tmp_path: Path) -> None:
+    """After MAX_HUNG_OPERATIONS operations each left a request unanswered, fuzzing stops (each further one
+    would wait out a client timeout) and the failure says so."""
+    result = run_suite(STOPS_ANSWERING.build(tmp_path), tmp_path, "-m", "fuzz", "--makrx-fuzz-examples=4")
+    assert result.failed == {"FUZZ-NO-5XX"}, result.output
+    (failure,) = [node.text or "" for node in ET.parse(tmp_path / "junit.xml").getroot().iter("failure")]
+    assert "(fuzzing stopped after 3 operations left a request unanswered: " in failure, failure
+    assert failure.count("ReadTimeout") == 3, failure
