@@ -33,6 +33,7 @@ AREAS: dict[str, str] = {
     "ratelimit": "RATE LIMIT",
     "cors": "CORS",
     "request_id": "REQUEST ID",
+    "logs": "LOGS",
     "errors": "ERRORS",
     "prefix": "PREFIX",
     "structure": "STRUCTURE",

@@ -26,6 +26,7 @@ __all__ = [
     "b64url_decode",
     "json_segment",
     "sign_bytes",
+    "verify_signature",
     "compact",
     "split_unverified",
     "TokenRejected",
@@ -142,7 +143,7 @@ def _numeric_date(payload: Mapping[str, Any], claim: str) -> float | None:
     return float(value)
 
 
-def _verify_signature(alg: str, public_key: Any, signing_input: bytes, signature: bytes) -> bool:
+def verify_signature(alg: str, public_key: Any, signing_input: bytes, signature: bytes) -> bool:
     family, bits = alg[:2], alg[2:]
     try:
         if family == "RS" and isinstance(public_key, rsa.RSAPublicKey):
@@ -229,7 +230,7 @@ class StrictVerifier:
             raise TokenRejected(f"kid {kid!r} is not a published signing key")
         if header.get("alg") != key.alg:
             raise TokenRejected(f"alg {header.get('alg')!r} is not the key's alg {key.alg!r}")
-        if not signature or not _verify_signature(key.alg, key.public_key, f"{h_seg}.{p_seg}".encode(), signature):
+        if not signature or not verify_signature(key.alg, key.public_key, f"{h_seg}.{p_seg}".encode(), signature):
             raise TokenRejected("signature does not verify")
         payload = _strict_json_object(payload_raw, "payload")
         exp = _numeric_date(payload, "exp")

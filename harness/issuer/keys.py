@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from makrx_contracts.harness.errors import IssuerError
 
-from ._jose import b64url, sign_bytes
+from ._jose import b64url, sign_bytes, verify_signature
 
 __all__ = ["Key", "KeySet", "KeyState", "default_cache_dir", "derived_private_key"]
 
@@ -493,6 +493,20 @@ class KeySet:
         """Every key in the JWKS, in its order: the enc key first (as Keycloak often lists it), then signing keys."""
         enc = self.enc_key
         return ([enc] if enc is not None else []) + self.signing_keys
+
+    def signed(self, token: str) -> bool:
+        """Whether any key this set has held (published or retired, the enc key aside) made ``token``'s
+        signature, under any algorithm its type allows: a credential of this realm, whatever its claims."""
+        head, _, rest = token.partition(".")
+        payload, _, signature = rest.partition(".")
+        try:
+            raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        except ValueError:
+            return False
+        signing_input = f"{head}.{payload}".encode()
+        algs = {"RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "EC": ("ES256", "ES384", "ES512")}
+        return any(verify_signature(alg, key.public_key, signing_input, raw)
+                   for key in self if key.use == "sig" for alg in algs[key.kty])
 
     def get(self, kid: str) -> Key | None:
         """Any key this set has known (published or retired) by kid."""
