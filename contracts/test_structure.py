@@ -5,13 +5,15 @@ from __future__ import annotations
 import ast
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
 from makrx_contracts.harness.target.alembic import alembic_layout
-from makrx_contracts.harness.target.launcher import TargetLauncher
+from makrx_contracts.harness.target.launcher import MigrationResult, TargetLauncher
 from makrx_contracts.harness.target.resolve import TargetSpec
 
 pytestmark = pytest.mark.structure
@@ -122,25 +124,72 @@ def test_alembic_config_and_versions_exist(backend_dir: Path, makrx_target_spec:
            f"{scripts}/versions missing", expected="alembic.ini + <script_location>/versions/")
 
 
-@pytest.mark.contract("STRUCT-MIGRATIONS-APPLY", level=MUST)
-def test_alembic_upgrade_head_succeeds(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_services) -> None:
-    """`alembic -c <backend>/alembic.ini upgrade head` succeeds against a fresh test database.
+@dataclass(frozen=True)
+class FreshMigration:
+    """`alembic upgrade head` on a fresh database, then `alembic check` (models against that schema)."""
 
-    CONVENTIONS, Migrations: "Use alembic ... upgrade head".
-    """
+    upgrade: MigrationResult
+    check: MigrationResult | None
+
+
+# alembic check's diff lists what autogenerate would add: ('add_table', Table('members', MetaData(), ...
+_ADD_TABLE = re.compile(r"\('add_table', Table\('([^']+)'")
+
+
+@pytest.fixture(scope="module")
+def fresh_migration(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_services: Any) -> FreshMigration:
     ini = backend_dir / "alembic.ini"
     if not ini.is_file():
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
     url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
     env = makrx_launcher.base_env(0) | {"DATABASE_URL": url}
     try:
-        done = makrx_launcher.upgrade_head(ini, env)
+        upgrade = makrx_launcher.upgrade_head(ini, env)
+        # The whole diff: each Table's repr lists its columns, so a few tables fill kilobytes.
+        check = makrx_launcher.alembic(ini, env, "check", max_bytes=1_000_000) if upgrade.ok else None
     finally:
         makrx_services.postgres.drop_database(url.rsplit("/", 1)[1])
+    return FreshMigration(upgrade, check)
+
+
+@pytest.mark.contract("STRUCT-MIGRATIONS-APPLY", level=MUST)
+def test_alembic_upgrade_head_succeeds(fresh_migration: FreshMigration) -> None:
+    """`alembic -c <backend>/alembic.ini upgrade head` succeeds against a fresh test database.
+
+    CONVENTIONS, Migrations: "Use alembic ... upgrade head".
+    """
+    done = fresh_migration.upgrade
     if done.hung:
         raise violation("alembic upgrade head hung", received=done.output, expected="exit 0")
     expect(done.ok, "alembic upgrade head failed on a fresh database",
            received=f"exit {done.returncode}: {done.cause[:300]}", expected="exit 0")
+
+
+@pytest.mark.contract("STRUCT-MIGRATIONS-COMPLETE", level=MUST)
+def test_migrations_create_the_tables_the_models_declare(fresh_migration: FreshMigration) -> None:
+    """After `alembic upgrade head` on a fresh database, every table the models declare (the MetaData
+    migrations/env.py gives alembic as target_metadata) exists: `alembic check` finds no table to add. A
+    chain of empty placeholder migrations, or models added without a revision, fails here. (Column-level
+    drift is not judged.)
+
+    CONVENTIONS, Migrations: "alembic ... revision --autogenerate" (needs target_metadata) and "upgrade head".
+    """
+    done = fresh_migration.check
+    if done is None:
+        pytest.skip("precondition: alembic upgrade head failed (see STRUCT-MIGRATIONS-APPLY)")
+    if done.hung:
+        raise violation("alembic check hung", received=done.output[-500:], expected="exit 0 or 1")
+    if "invalid choice: 'check'" in done.output:
+        pytest.skip("the backend's alembic has no `check` command (alembic 1.9+): it cannot compare the models")
+    missing = list(dict.fromkeys(_ADD_TABLE.findall(done.output)))
+    expect(not missing, "tables the models declare are not created by the migrations",
+           received=f"missing after upgrade head: {', '.join(missing[:12])}"
+                    + (f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""),
+           expected="alembic upgrade head creates every table in target_metadata (autogenerate a revision)")
+    expect(done.ok or "New upgrade operations detected" in done.output,
+           "alembic cannot compare the models with the migrated schema",
+           received=f"exit {done.returncode}: {done.cause[:300]}",
+           expected="migrations/env.py passes the models' MetaData as target_metadata (as autogenerate needs)")
 
 
 # Not the service's modules: tests, environments and caches inside the backend directory.

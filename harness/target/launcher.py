@@ -56,7 +56,7 @@ class _Services(Protocol):
 
 @dataclass(frozen=True)
 class MigrationResult:
-    """Outcome of `alembic upgrade head` before the backend started."""
+    """Outcome of an alembic command (`upgrade head` before the backend started, or a contract's)."""
 
     command: str
     returncode: int
@@ -277,7 +277,12 @@ class TargetLauncher:
     def upgrade_head(self, ini: Path, env: Mapping[str, str], timeout: float = 120.0) -> MigrationResult:
         """Run `alembic -c INI upgrade head` with ``env``, in the backend's interpreter, from the directory
         where its script_location resolves (`alembic.py`)."""
-        argv = [self.python, "-m", "alembic", "-c", str(ini), "upgrade", "head"]
+        return self.alembic(ini, env, "upgrade", "head", timeout=timeout)
+
+    def alembic(self, ini: Path, env: Mapping[str, str], *command: str, timeout: float = 120.0,
+                max_bytes: int = 4000) -> MigrationResult:
+        """Run `alembic -c INI <command>` as :meth:`upgrade_head` does; the output's last ``max_bytes``."""
+        argv = [self.python, "-m", "alembic", "-c", str(ini), *command]
         self._migrations += 1
         log_path = self.workdir / "logs" / f"{self.spec.name}-alembic-{self._migrations}.log"
         cwd = alembic_layout(ini, self.spec).cwd
@@ -285,9 +290,9 @@ class TargetLauncher:
         finished = process.wait(timeout)
         code = process.stop()
         if not finished or code is None:
-            return MigrationResult(shlex.join(argv), -1, f"alembic upgrade head did not finish within {timeout:.0f} s",
-                                   hung=True)
-        return MigrationResult(shlex.join(argv), code, tail(log_path, lines=200, max_bytes=4000))
+            return MigrationResult(shlex.join(argv), -1, f"alembic {' '.join(command)} did not finish within "
+                                   f"{timeout:.0f} s", hung=True)
+        return MigrationResult(shlex.join(argv), code, tail(log_path, lines=100_000, max_bytes=max_bytes))
 
     def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
         """Start one instance without waiting for it to answer (``ready()`` waits), so a fixture can boot
