@@ -9,7 +9,7 @@ import pytest
 
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
-from makrx_contracts.harness.provoke import LOCAL_ORIGIN
+from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
 pytestmark = pytest.mark.cors
@@ -59,6 +59,41 @@ def test_an_unknown_origin_is_not_allowed(makrx_client: ContractClient, method: 
         makrx_client.get(PATH, headers={"Origin": UNKNOWN_ORIGIN})
     expect(acao(response) != UNKNOWN_ORIGIN, "an unknown origin was allowed", received=f"ACAO {acao(response)!r}",
            expected="no Access-Control-Allow-Origin for it", response=response)
+
+
+# Lookalikes of an allowed origin that naive matching lets through (prefix/suffix/regex checks, scheme-,
+# port- or case-blind comparison): the classes PortSwigger's CORS-misconfiguration research lists.
+ALLOWED = OVERRIDE_ORIGINS[0]  # https://app.makrx-contract.test, allowed through CORS_ORIGINS
+LOOKALIKES = {
+    "null": "null",
+    "suffix": f"{ALLOWED}.evil.test",
+    "prefix": ALLOWED.replace("://", "://evil"),
+    "subdomain": ALLOWED.replace("://", "://x."),
+    "other-scheme": ALLOWED.replace("https://", "http://"),
+    "other-port": f"{ALLOWED}:8443",
+    "upper-case": ALLOWED.replace("app.", "APP."),
+    "trailing-dot": f"{ALLOWED}.",
+}
+
+
+@pytest.mark.contract("CORS-UNKNOWN-ORIGIN", level=MUST)
+@pytest.mark.parametrize("kind", tuple(LOOKALIKES))
+def test_a_lookalike_of_an_allowed_origin_is_not_allowed(makrx_client_factory, override_target: RunningTarget,
+                                                         kind: str) -> None:
+    """With CORS_ORIGINS allowing https://app.makrx-contract.test, none of its lookalikes — `null`, the
+    origin with a suffix, a prefix or a subdomain, the other scheme, another port, upper case, a trailing
+    dot — is echoed in Access-Control-Allow-Origin: not on a preflight, not on a simple request, with or
+    without a cookie.
+
+    CONVENTIONS, CORS: exactly the CORS_ORIGINS entries; Fetch standard §3.2 (origins compare exactly).
+    """
+    client = makrx_client_factory(override_target)
+    origin = LOOKALIKES[kind]
+    for response in (preflight(client, origin), client.get(PATH, headers={"Origin": origin}),
+                     client.get(PATH, headers={"Origin": origin, "Cookie": "session=makrx-contract"})):
+        expect(acao(response) != origin, f"a lookalike of an allowed origin ({kind}) was allowed",
+               received=f"ACAO {acao(response)!r} (allowed: {ALLOWED})",
+               expected="no Access-Control-Allow-Origin for it: origins match exactly", response=response)
 
 
 @pytest.mark.contract("CORS-ENV-OVERRIDE", level=MUST)
@@ -120,3 +155,66 @@ def test_the_request_id_is_exposed_to_browsers(makrx_client: ContractClient) -> 
     expect("x-request-id" in exposed, "X-Request-ID is not exposed to browsers",
            received=repr(response.headers.get("Access-Control-Expose-Headers")),
            expected="Access-Control-Expose-Headers including X-Request-ID", response=response)
+
+
+SPA_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+SPA_HEADERS = ("authorization", "content-type", "x-request-id")
+
+
+def _listed(response: httpx.Response, header: str) -> set[str]:
+    return {v.strip().lower() for v in response.headers.get(header, "").split(",") if v.strip()}
+
+
+def _api_path(request: pytest.FixtureRequest) -> str:
+    """An operation a browser app calls: the AUTH probe's, else the health alias under /api."""
+    try:
+        return request.getfixturevalue("protected_operation").url()
+    except pytest.skip.Exception:
+        return PATH
+
+
+@pytest.mark.contract("CORS-SPA-PREFLIGHT", level=MUST)
+@pytest.mark.parametrize("method", SPA_METHODS)
+def test_a_browser_app_may_send_what_it_needs(makrx_client: ContractClient, request: pytest.FixtureRequest,
+                                              method: str) -> None:
+    """From a default local origin, the preflight of a request a MakrX SPA sends — GET, POST, PUT, PATCH or
+    DELETE to an API operation, with Authorization, Content-Type and X-Request-ID — is allowed without
+    credentials (preflights never carry them): 2xx, the origin echoed, the method and each header listed.
+
+    CONVENTIONS, CORS ("Default to local app ports") and Auth (bearer tokens); Fetch standard §3.2.2-3.2.3.
+    """
+    path = _api_path(request)
+    response = makrx_client.options(path, headers={"Origin": LOCAL_ORIGIN, "Access-Control-Request-Method": method,
+                                                   "Access-Control-Request-Headers": ",".join(SPA_HEADERS)})
+    if acao(response) != LOCAL_ORIGIN and response.status_code < 300:
+        pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed at all (see CORS-LOCAL-DEFAULT)")
+    methods = _listed(response, "Access-Control-Allow-Methods")
+    headers = _listed(response, "Access-Control-Allow-Headers")
+    missing = [h for h in SPA_HEADERS if h not in headers]  # `*` never covers Authorization (Fetch §3.2.6)
+    credentials = response.headers.get("Access-Control-Allow-Credentials", "").lower() == "true"
+    method_ok = method.lower() in methods or ("*" in methods and not credentials)
+    expect(response.status_code < 300 and acao(response) == LOCAL_ORIGIN and method_ok and not missing, f"a browser app cannot send {method} {path}",
+           received=f"{response.status_code}, ACAO {acao(response)!r}, methods {sorted(methods)}, headers "
+                    f"{sorted(headers)}" + (f" (missing {', '.join(missing)})" if missing else ""),
+           expected=f"2xx, ACAO {LOCAL_ORIGIN}, {method} in Access-Control-Allow-Methods and "
+                    f"{', '.join(SPA_HEADERS)} in Access-Control-Allow-Headers", response=response)
+
+
+@pytest.mark.contract("CORS-PREFLIGHT-NOT-LIMITED", level=SHOULD)
+def test_a_preflight_is_answered_when_the_client_is_limited(provoker: Provoker) -> None:
+    """A client over its rate limit still gets its preflights answered (not 429): a browser shows a
+    failed preflight as a CORS error, hiding the 429 and its Retry-After from the app.
+
+    CONVENTIONS, CORS and Rate Limiting; Fetch standard §3.2.3 (a preflight's status must be ok).
+    """
+    client = provoker.new_client()
+    limited = provoker.rate_limited(client)
+    if limited.status_code != 429:
+        pytest.skip(f"precondition: no 429 for a burst of {provoker.rate_op} (see RATE-LIMIT)")
+    response = client.options(provoker.rate_op.path, headers={
+        "Origin": LOCAL_ORIGIN, "Access-Control-Request-Method": provoker.rate_op.method,
+        "Access-Control-Request-Headers": ",".join(SPA_HEADERS)})
+    expect(response.status_code != 429, "a preflight was rate limited",
+           received=f"429 for the preflight of {provoker.rate_op} right after the client was limited",
+           expected="the preflight answered (2xx): limits count requests, not preflights",
+           response=[limited, response])
