@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "OwnedProcess", "die_with_parent", "stop_all", "tail"]
+__all__ = ["ManagedProcess", "OwnedProcess", "die_with_parent", "descendants", "stop_all", "tail"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -39,6 +39,28 @@ def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
     already gone, which the request alone would never notice."""
     _set_parent_death_signal(sig)
     return os.getppid() == parent
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc), parents before children: servers such as Postgres
+    put each child in a session of its own, out of reach of the parent's process group."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        parent = int(stat.rpartition(")")[2].split()[1])  # the field after the state; comm may hold spaces
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        kids = children.get(queue.pop(0), [])
+        found += kids
+        queue += kids
+    return found
 
 
 def tail(path: Path, lines: int = 40, max_bytes: int = 64_000) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -25,7 +26,7 @@ from psycopg import sql
 
 from ..errors import ServiceError
 from ..ports import free_port, port_is_bound
-from ..process import ManagedProcess
+from ..process import ManagedProcess, descendants
 from ..waiting import wait_for
 from .base import PostgresService, Provider, RedisService
 from .cache import (
@@ -362,9 +363,7 @@ class _Server:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.paused:
-            self.proc.send_signal(signal.SIGCONT)
-            self.paused = False
+        self.unpause()  # a frozen child could not shut down
         self.proc.stop(timeout=STOP_TIMEOUT, sig=self.stop_signal)
         self.proc = None
 
@@ -372,13 +371,22 @@ class _Server:
         if not self.running:
             raise ServiceError(f"cannot pause {self.name}: it is not running")
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+        self.proc.send_signal(signal.SIGSTOP)  # the parent first: it starts no child while we freeze
+        self._signal_descendants(signal.SIGSTOP)
         self.paused = True
 
     def unpause(self) -> None:
         if self.proc is not None and self.paused:
+            self._signal_descendants(signal.SIGCONT)
             self.proc.send_signal(signal.SIGCONT)
         self.paused = False
+
+    def _signal_descendants(self, sig: int) -> None:
+        """Postgres' backends lead sessions of their own: a group signal leaves open connections answering."""
+        assert self.proc is not None
+        for child in descendants(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, sig)
 
     def close(self) -> None:
         self.closed = True
