@@ -142,7 +142,7 @@ def fresh_migration(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_ser
     if not ini.is_file():
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
     url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
-    env = makrx_launcher.base_env(0) | {"DATABASE_URL": url}
+    env = makrx_launcher.base_env(0) | {"DATABASE_URL": makrx_launcher.as_backend_url(url)}
     try:
         upgrade = makrx_launcher.upgrade_head(ini, env)
         # The whole diff: each Table's repr lists its columns, so a few tables fill kilobytes.

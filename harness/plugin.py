@@ -77,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "contract(id, level='MUST'): the MakrX contract a test checks and its level.")
     for name, title in AREAS.items():
         config.addinivalue_line("markers", f"{name}: contracts of the {title} area.")
+    config.addinivalue_line("markers", "browser: contracts judged in headless Chromium (skip without it).")
     try:
         makrx = resolve_config(config)
         specs, left_out = _resolve_all(makrx)

@@ -230,14 +230,17 @@ class TargetLauncher:
         if self._database_url is None:
             slug = re.sub(r"[^a-z0-9]", "_", self.spec.name.lower())[:40]  # Postgres names stop at 63
             name = f"makrx_{slug}_{uuid.uuid4().hex[:8]}"
-            url = self._services().postgres.create_database(name)
-            template = self.spec.settings.database_url
-            if template:
-                parts = urlsplit(url)
-                url = template.format(user=parts.username, password=parts.password, host=parts.hostname,
-                                      port=parts.port, dbname=name, url=url)
-            self._database_url = url
+            self._database_url = self.as_backend_url(self._services().postgres.create_database(name))
         return self._database_url
+
+    def as_backend_url(self, url: str) -> str:
+        """A service DSN in the form the backend reads (the `database_url` setting's template, if any)."""
+        template = self.spec.settings.database_url
+        if not template:
+            return url
+        parts = urlsplit(url)
+        return template.format(user=parts.username, password=parts.password, host=parts.hostname, port=parts.port,
+                               dbname=parts.path.lstrip("/"), url=url)
 
     def base_env(self, port: int) -> dict[str, str]:
         env = self._interpreter_env()

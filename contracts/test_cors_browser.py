@@ -1,0 +1,197 @@
+"""CORS as a browser enforces it: pages served from chosen origins in headless Chromium call the backend
+with `fetch()` (credentials included, a bearer token, X-Request-ID). The ground truth the header checks of
+test_cors.py are measured against (CONVENTIONS: CORS; Fetch standard §3.2).
+
+Any page origin is had without binding its port: Chromium reaches page URLs through a one-page HTTP
+proxy of the harness, while `fetch()` goes to the backend's 127.0.0.1 port directly (proxy bypass). Pages
+are not answered by Playwright's `page.route`: with interception on, Playwright answers every CORS
+preflight itself, permissively, and the browser would never ask the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from makrx_contracts.harness.contract import MUST, SHOULD, expect
+from makrx_contracts.harness.issuer.fixtures import TokenMaker
+from makrx_contracts.harness.openapi import Operation
+from makrx_contracts.harness.provoke import LOCAL_ORIGIN
+from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+
+pytestmark = [pytest.mark.cors, pytest.mark.browser]
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# http only: the page proxy does not terminate TLS.
+UNKNOWN = "http://evil.localhost:3000"
+ALLOWED = "http://app.localhost:3443"  # the CORS_ORIGINS of the override instance
+LOOKALIKE = "http://app.localhost:34430"  # starts with ALLOWED: a prefix match lets it through
+PAGE = b"<!doctype html><title>makrx-contract</title>"
+FETCH_TIMEOUT_MS = 10_000
+
+_FETCH = """async ({url, method, token, requestId}) => {
+  const headers = token === null ? {} : {"Authorization": "Bearer " + token, "X-Request-ID": requestId};
+  const init = {method, credentials: token === null ? "omit" : "include", headers};
+  if (method !== "GET") { headers["Content-Type"] = "application/json"; init.body = "{}"; }
+  try {
+    const response = await fetch(url, init);
+    return {blocked: false, status: response.status, requestId: response.headers.get("X-Request-ID")};
+  } catch (error) {
+    return {blocked: true, error: String(error)};
+  }
+}"""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the page's script could see: a network error (the browser blocked it) or the response."""
+
+    blocked: bool
+    status: int | None = None
+    request_id: str | None = None
+    error: str = ""
+
+    def __str__(self) -> str:
+        if self.blocked:
+            return f"blocked by the browser ({self.error})"
+        return f"readable: {self.status}, X-Request-ID {self.request_id!r} visible to the page"
+
+
+def _executable() -> str | None:
+    explicit = os.environ.get("MAKRX_BROWSER")
+    return explicit or next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+class _PageProxy(BaseHTTPRequestHandler):
+    """Answers every GET, whatever its host, with the blank page."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium through Playwright (the system's browser: no download), its page URLs served by
+    a proxy of ours; or a loud skip."""
+    executable = _executable()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the browser family needs Playwright: pip install 'makrx-contracts[browser]'")
+    if executable is None:
+        pytest.skip("the browser family needs Chromium: apt-get install chromium (or set MAKRX_BROWSER=/path)")
+    pages = ThreadingHTTPServer(("127.0.0.1", 0), _PageProxy)
+    threading.Thread(target=pages.serve_forever, name="makrx-page-proxy", daemon=True).start()
+    # Loopback hosts go through the proxy too (`<-loopback>`), except the backend's address.
+    args = [f"--proxy-server=http://127.0.0.1:{pages.server_port}", "--proxy-bypass-list=<-loopback>;127.0.0.1",
+            *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        pages.shutdown()
+        pages.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser_override(makrx_launcher: TargetLauncher) -> Iterator[RunningTarget]:
+    """An instance whose CORS_ORIGINS names one loopback origin the browser can use."""
+    with makrx_launcher.instance({"CORS_ORIGINS": ALLOWED}, name="cors-browser") as target:
+        yield target
+
+
+def _api_path(request: pytest.FixtureRequest) -> str:
+    try:
+        op: Operation = request.getfixturevalue("protected_operation")
+        return op.url()
+    except pytest.skip.Exception:
+        return "/api/health"
+
+
+def browse(chromium: Any, origin: str, url: str, method: str, token: str | None) -> Seen:
+    """Load a blank page at ``origin`` and `fetch(url)` from it as an SPA does (``token`` None: a plain
+    anonymous GET, no credentials, no preflight)."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(FETCH_TIMEOUT_MS)
+        page.goto(f"{origin}/")
+        found = page.evaluate(_FETCH, {"url": url, "method": method, "token": token,
+                                       "requestId": str(uuid.uuid4())})
+    finally:
+        context.close()
+    return Seen(found["blocked"], found.get("status"), found.get("requestId"), found.get("error", ""))
+
+
+# case -> (page origin, instance, method, signed in?, allowed?)
+CASES = {
+    "local-origin-get": (LOCAL_ORIGIN, "default", "GET", True, True),
+    "local-origin-patch": (LOCAL_ORIGIN, "default", "PATCH", True, True),
+    "unknown-origin": (UNKNOWN, "default", "GET", True, False),
+    "unknown-origin-anonymous": (UNKNOWN, "default", "GET", False, False),
+    "cors-origins-allowed": (ALLOWED, "override", "GET", True, True),
+    "cors-origins-replace-defaults": (LOCAL_ORIGIN, "override", "GET", True, False),
+    "lookalike-origin": (LOOKALIKE, "override", "GET", True, False),
+}
+
+
+@pytest.mark.contract("CORS-BROWSER", level=MUST)
+@pytest.mark.parametrize("case", tuple(CASES))
+def test_a_browser_lets_the_right_pages_call_the_api(chromium: Any, makrx_target: RunningTarget,
+                                                     make_token: TokenMaker, request: pytest.FixtureRequest,
+                                                     case: str) -> None:
+    """In headless Chromium, a page from a default local origin (and, with CORS_ORIGINS set, from exactly
+    those origins) can `fetch()` an API operation with credentials included and a bearer token — reads
+    and writes (PATCH: its preflight) — while a page from an unknown origin, a lookalike of an allowed
+    one, or a default origin that CORS_ORIGINS replaced is blocked by the browser — signed in or not (an
+    anonymous GET needs no preflight: only the response's headers can stop it).
+
+    CONVENTIONS, CORS ("Default to local app ports"; "allow env override CORS_ORIGINS"); Fetch §3.2.
+    """
+    origin, instance, method, signed_in, allowed = CASES[case]
+    target = request.getfixturevalue("browser_override") if instance == "override" else makrx_target
+    path = _api_path(request) if signed_in else "/api/health"
+    seen = browse(chromium, origin, target.base_url.rstrip("/") + path, method, make_token() if signed_in else None)
+    where = f"{method} {path} from a page at {origin}" + (f" (CORS_ORIGINS={ALLOWED})" if instance == "override"
+                                                        else "")
+    if allowed:
+        expect(not seen.blocked, f"the browser blocked {where}", received=str(seen),
+               expected="the response readable by the page (any status)")
+    else:
+        expect(seen.blocked, f"the browser let {where} read the response", received=str(seen),
+               expected="blocked: the backend must not allow this origin")
+
+
+@pytest.mark.contract("CORS-BROWSER-REQUEST-ID", level=SHOULD)
+def test_a_browser_app_can_read_the_request_id(chromium: Any, makrx_target: RunningTarget, make_token: TokenMaker,
+                                               request: pytest.FixtureRequest) -> None:
+    """A page from a default local origin reads X-Request-ID from the API's response (exposed to scripts),
+    so an SPA can show it in its error reports.
+
+    CONVENTIONS, Observability (X-Request-ID) + CORS (Access-Control-Expose-Headers).
+    """
+    path = _api_path(request)
+    seen = browse(chromium, LOCAL_ORIGIN, makrx_target.base_url.rstrip("/") + path, "GET", make_token())
+    if seen.blocked:
+        pytest.skip(f"precondition: the browser blocked the page at {LOCAL_ORIGIN} (see CORS-BROWSER)")
+    expect(bool(seen.request_id), "the page cannot read X-Request-ID", received=str(seen),
+           expected="X-Request-ID readable by the page (Access-Control-Expose-Headers)")
