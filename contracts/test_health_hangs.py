@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 
 from makrx_contracts.harness.client import ContractClient
-from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually, violation
+from makrx_contracts.harness.contract import MUST, SHOULD, expect_eventually, violation
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.faults import FAULTABLE
+from makrx_contracts.harness.provoke import database_outage
 
-from .test_health import LIVENESS, READINESS, _answering, _declares_redis
+from .test_health import LIVENESS, READINESS, _answering, _declares_redis, _redis_outage
 
 pytestmark = pytest.mark.health
 
@@ -54,18 +56,33 @@ def _probe(client: ContractClient, path: str) -> Callable[[], httpx.Response]:
     return lambda: client.get(path, timeout=PROBE_BOUND)
 
 
-def _liveness_answers(client: ContractClient, paths: list[str], what: str) -> None:
+@dataclass(frozen=True)
+class Problem:
+    """A probe that answered wrong (or not in time) while a dependency was frozen or gone."""
+
+    title: str
+    received: str
+    expected: str
+    response: httpx.Response | None = None
+
+    def fail(self) -> NoReturn:
+        raise violation(self.title, received=self.received, expected=self.expected, response=self.response)
+
+
+def _liveness_problem(client: ContractClient, paths: list[str], what: str) -> Problem | None:
     for path in paths:
         try:
             response = client.get(path, timeout=PROBE_BOUND)
         except httpx.TimeoutException:
-            raise violation(f"liveness {path} hung while {what}", received=f"no answer within {PROBE_BOUND:.0f} s",
-                            expected="200 at once: liveness checks no dependency") from None
-        expect(response.status_code == 200, f"liveness {path} must stay 200 while {what}",
-               received=str(response.status_code), expected="200", response=response)
+            return Problem(f"liveness {path} hung while {what}", f"no answer within {PROBE_BOUND:.0f} s",
+                           "200 at once: liveness checks no dependency")
+        if response.status_code != 200:
+            return Problem(f"liveness {path} must stay 200 while {what}", str(response.status_code), "200",
+                           response)
+    return None
 
 
-def _not_ready_in_time(client: ContractClient, path: str, what: str) -> None:
+def _readiness_problem(client: ContractClient, path: str, what: str) -> Problem | None:
     """Probe until 503 (READY_WITHIN); every probe must answer within PROBE_BOUND: one that hangs is the
     failure an orchestrator sees, even if a retry on a fresh connection would be answered."""
     deadline = time.monotonic() + READY_WITHIN
@@ -73,26 +90,63 @@ def _not_ready_in_time(client: ContractClient, path: str, what: str) -> None:
         try:
             response = client.get(path, timeout=PROBE_BOUND)
         except httpx.TimeoutException:
-            raise violation(f"readiness {path} hung while {what}", received=f"no answer within {PROBE_BOUND:.0f} s",
-                            expected=f"503 within {PROBE_BOUND:.0f} s: bound each dependency check") from None
+            return Problem(f"readiness {path} hung while {what}", f"no answer within {PROBE_BOUND:.0f} s",
+                           f"503 within {PROBE_BOUND:.0f} s: bound each dependency check")
         if response.status_code == 503:
-            return
+            return None
         if time.monotonic() >= deadline:
-            raise violation(f"readiness {path} must answer 503 while {what}",
-                            received=f"{response.status_code} (still, after {READY_WITHIN:.0f} s)",
-                            expected="503", response=response)
+            return Problem(f"readiness {path} must answer 503 while {what}",
+                           f"{response.status_code} (still, after {READY_WITHIN:.0f} s)", "503", response)
         time.sleep(0.2)
 
 
-def _judge_hang(client: ContractClient, freeze: Callable[[], Any], what: str) -> None:
+@dataclass(frozen=True)
+class Dependency:
+    """How to freeze a dependency, how to take it away, and the contracts that own its outage."""
+
+    name: str
+    freeze: Callable[[], AbstractContextManager[None]]
+    gone: Callable[[], AbstractContextManager[None]]
+    readiness_owner: str
+    liveness_owner: str
+
+
+def _judge_hang(client: ContractClient, dependency: Dependency, *,
+                readiness: Callable[[ContractClient, str, str], Problem | None] = _readiness_problem) -> None:
+    """Judge the probes with ``dependency`` frozen. A probe that is just as wrong with the dependency gone is
+    the outage contract's failure (one owner per failure): this contract then skips pointing at it."""
     path, *_ = _answering(client, READINESS)
     live_paths = _answering(client, LIVENESS)
-    with freeze():
-        _not_ready_in_time(client, path, what)
-        _liveness_answers(client, live_paths, what)
+    hangs = f"{dependency.name} hangs"
+    def judge_readiness(what: str) -> Problem | None:
+        return readiness(client, path, what)
+
+    def judge_liveness(what: str) -> Problem | None:
+        return _liveness_problem(client, live_paths, what)
+
+    with dependency.freeze():
+        problems = [(judge(hangs), judge, owner) for judge, owner in
+                    ((judge_readiness, dependency.readiness_owner), (judge_liveness, dependency.liveness_owner))]
+    for problem, judge, owner in problems:
+        if problem is None:
+            continue
+        with dependency.gone():
+            also = judge(f"{dependency.name} is gone")
+        if also is not None:
+            pytest.skip(f"precondition: {also.title} too, not only while it hangs (see {owner})")
+        problem.fail()
     expect_eventually(_probe(client, path), lambda r: r.status_code == 200, timeout=RECOVER_WITHIN,
                       expected="200 again, without a restart",
                       title=f"readiness {path} must recover once the dependency resumes")
+
+
+@contextmanager
+def _issuer_down(issuer: Issuer) -> Iterator[None]:
+    issuer.go_down()
+    try:
+        yield
+    finally:
+        issuer.come_up()
 
 
 @pytest.mark.contract("HEALTH-READY-DB-HANG", level=MUST)
@@ -104,7 +158,9 @@ def test_readiness_answers_while_the_database_hangs(makrx_client: ContractClient
 
     CONVENTIONS, Readiness: "with DB ... checks"; a probe that hangs is a probe that fails late.
     """
-    _judge_hang(makrx_client, lambda: paused(makrx_services.postgres, "the database"), "the database hangs")
+    postgres = makrx_services.postgres
+    _judge_hang(makrx_client, Dependency("the database", lambda: paused(postgres, "the database"),
+                                         lambda: database_outage(postgres), "HEALTH-READY-DB", "HEALTH-READY-DB"))
 
 
 @pytest.mark.contract("HEALTH-READY-KEYCLOAK-HANG", level=MUST)
@@ -115,7 +171,22 @@ def test_readiness_answers_while_keycloak_hangs(makrx_client: ContractClient, ma
 
     CONVENTIONS, Readiness: "with DB and Keycloak checks".
     """
-    _judge_hang(makrx_client, lambda: hung_issuer(makrx_issuer), "Keycloak hangs")
+    _judge_hang(makrx_client, Dependency("Keycloak", lambda: hung_issuer(makrx_issuer),
+                                         lambda: _issuer_down(makrx_issuer), "HEALTH-READY-KEYCLOAK",
+                                         "HEALTH-READY-KEYCLOAK"))
+
+
+def _redis_readiness_problem(client: ContractClient, path: str, what: str) -> Problem | None:
+    """Readiness with Redis frozen or gone: 200, or 503 naming a failed Redis check, within PROBE_BOUND."""
+    try:
+        response = client.get(path, timeout=PROBE_BOUND)
+    except httpx.TimeoutException:
+        return Problem(f"readiness {path} hung while {what}", f"no answer within {PROBE_BOUND:.0f} s",
+                       "200, or 503 naming the failed Redis check")
+    if response.status_code == 200 or (response.status_code == 503 and _declares_redis(response)):
+        return None
+    return Problem(f"readiness {path} failed while {what}", str(response.status_code),
+                   "200, or 503 naming the failed Redis check", response)
 
 
 @pytest.mark.contract("HEALTH-REDIS-HANG", level=SHOULD)
@@ -126,17 +197,7 @@ def test_probes_answer_while_redis_hangs(makrx_client: ContractClient, makrx_lau
 
     CONVENTIONS, Readiness and Rate Limiting ("in-memory fallback").
     """
-    ready_paths = _answering(makrx_client, READINESS)
-    live_paths = _answering(makrx_client, LIVENESS)
-    with paused(makrx_services.redis, "Redis"):
-        _liveness_answers(makrx_client, live_paths, "Redis hangs")
-        for path in ready_paths:
-            try:
-                response = makrx_client.get(path, timeout=PROBE_BOUND)
-            except httpx.TimeoutException:
-                raise violation(f"readiness {path} hung while Redis hangs",
-                                received=f"no answer within {PROBE_BOUND:.0f} s",
-                                expected="200, or 503 naming the failed Redis check") from None
-            expect(response.status_code == 200 or (response.status_code == 503 and _declares_redis(response)),
-                   f"readiness {path} failed while Redis hangs", received=str(response.status_code),
-                   expected="200, or 503 naming the failed Redis check", response=response)
+    redis = makrx_services.redis
+    _judge_hang(makrx_client, Dependency("Redis", lambda: paused(redis, "Redis"), lambda: _redis_outage(makrx_services),
+                                         "HEALTH-READY-REDIS-DOWN", "HEALTH-LIVE-REDIS-DOWN"),
+                readiness=_redis_readiness_problem)
