@@ -23,9 +23,10 @@ import pytest
 
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
-from makrx_contracts.harness.openapi import Operation
 from makrx_contracts.harness.provoke import LOCAL_ORIGIN
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+
+from .test_cors import _api_path
 
 pytestmark = [pytest.mark.cors, pytest.mark.browser]
 
@@ -117,14 +118,6 @@ def browser_override(makrx_launcher: TargetLauncher) -> Iterator[RunningTarget]:
     """An instance whose CORS_ORIGINS names one loopback origin the browser can use."""
     with makrx_launcher.instance({"CORS_ORIGINS": ALLOWED}, name="cors-browser") as target:
         yield target
-
-
-def _api_path(request: pytest.FixtureRequest) -> str:
-    try:
-        op: Operation = request.getfixturevalue("protected_operation")
-        return op.url()
-    except pytest.skip.Exception:
-        return "/api/health"
 
 
 def browse(chromium: Any, origin: str, url: str, method: str, token: str | None) -> Seen:
