@@ -177,7 +177,7 @@ class Provoker:
         tried: list[RateOp] = []
         answering: list[RateOp] = []  # candidates whose burst ended in an answer below 500
         chosen: RateOp | None = None
-        for candidate in self._rate_candidates():
+        for candidate in self.ordinary_ops():
             tried.append(candidate)
             try:
                 status = self._burst(candidate).status_code
@@ -198,7 +198,9 @@ class Provoker:
             self.discovered("rate_limit_path", str(chosen), "the request the rate-limit bursts send")
         return chosen
 
-    def _rate_candidates(self) -> Iterator[RateOp]:
+    def ordinary_ops(self) -> Iterator[RateOp]:
+        """The requests an everyday client sends, in this order: a public GET under /api, the GET a plain
+        token may call, one write per method (with a malformed JSON body: no data changes)."""
         ops = [o for o in self._ops() if o.path.startswith("/api") and not is_health_path(o.path)]
         yield from [RateOp(o) for o in ops if o.method == "GET" and not o.secured and "{" not in o.path][:1]
         if self.auth_probe is not None and self.mint is not None:

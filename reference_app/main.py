@@ -21,6 +21,7 @@ from .middleware.error_handling import (
 )
 from .middleware.rate_limit import FixedWindowLimiter, RateLimitMiddleware
 from .middleware.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
+from .middleware.timeout import RequestTimeoutMiddleware
 from .routes import health, items, me
 from .schemas.errors import ErrorResponse
 
@@ -49,7 +50,8 @@ app = FastAPI(
         RequestValidationError: validation_exception_handler,
     },
     # Outermost first. The request id wraps everything, so even CORS preflights and crashes
-    # carry it; CORS wraps the catch-all, so a 500 still has the CORS headers.
+    # carry it; CORS wraps the catch-all, so a 500 still has the CORS headers; the deadline
+    # covers the limiter too, which waits on Redis.
     middleware=[
         Middleware(RequestIdMiddleware),
         Middleware(
@@ -61,6 +63,7 @@ app = FastAPI(
             expose_headers=[REQUEST_ID_HEADER],
         ),
         Middleware(CatchAllMiddleware),
+        Middleware(RequestTimeoutMiddleware),
         Middleware(
             RateLimitMiddleware,
             limiter=rate_limiter,
