@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
+from makrx_contracts.harness.services.base import PostgresService
 from makrx_contracts.harness.target.alembic import alembic_layout
 from makrx_contracts.harness.target.launcher import MigrationResult, TargetLauncher
 from makrx_contracts.harness.target.resolve import TargetSpec
@@ -126,14 +128,36 @@ def test_alembic_config_and_versions_exist(backend_dir: Path, makrx_target_spec:
 
 @dataclass(frozen=True)
 class FreshMigration:
-    """`alembic upgrade head` on a fresh database, then `alembic check` (models against that schema)."""
+    """`alembic upgrade head` on a fresh database, the tables it left there (but alembic_version), then
+    `alembic check` (models against that schema)."""
 
     upgrade: MigrationResult
+    migrated_tables: tuple[str, ...]
     check: MigrationResult | None
 
 
-# alembic check's diff lists what autogenerate would add: ('add_table', Table('members', MetaData(), ...
-_ADD_TABLE = re.compile(r"\('add_table', Table\('([^']+)'")
+# alembic check's diff lists the tables autogenerate would add or drop:
+# ('add_table', Table('members', MetaData(), ...   ('remove_table', Table('items', MetaData(), ...
+_TABLE_OP = re.compile(r"\('(add|remove)_table', Table\('([^']+)'")
+
+
+def _diff_tables(output: str, op: str) -> list[str]:
+    """The tables alembic check's diff would ``op`` ("add" or "remove"), once each: its ERROR log line and
+    its FAILED line repeat the diff."""
+    return list(dict.fromkeys(name for kind, name in _TABLE_OP.findall(output) if kind == op))
+
+
+def _listed(names: Sequence[str], most: int = 12) -> str:
+    """The first ``most`` names, and how many more: a large schema would bury the message."""
+    return ", ".join(names[:most]) + (f" (+{len(names) - most} more)" if len(names) > most else "")
+
+
+def _user_tables(postgres: PostgresService, dbname: str) -> tuple[str, ...]:
+    """The tables of every non-system schema of ``dbname``, without Alembic's own alembic_version."""
+    with postgres.connect(dbname) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+                            "'information_schema') AND tablename <> 'alembic_version'").fetchall()
+    return tuple(sorted({row[0] for row in rows}))
 
 
 @pytest.fixture(scope="module")
@@ -141,15 +165,17 @@ def fresh_migration(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_ser
     ini = backend_dir / "alembic.ini"
     if not ini.is_file():
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
-    url = makrx_services.postgres.create_database(f"makrx_migrate_{uuid.uuid4().hex[:8]}")
+    dbname = f"makrx_migrate_{uuid.uuid4().hex[:8]}"
+    url = makrx_services.postgres.create_database(dbname)
     env = makrx_launcher.base_env(0) | {"DATABASE_URL": makrx_launcher.as_backend_url(url)}
     try:
         upgrade = makrx_launcher.upgrade_head(ini, env)
+        migrated = _user_tables(makrx_services.postgres, dbname)
         # The whole diff: each Table's repr lists its columns, so a few tables fill kilobytes.
         check = makrx_launcher.alembic(ini, env, "check", max_bytes=1_000_000) if upgrade.ok else None
     finally:
-        makrx_services.postgres.drop_database(url.rsplit("/", 1)[1])
-    return FreshMigration(upgrade, check)
+        makrx_services.postgres.drop_database(dbname)
+    return FreshMigration(upgrade, migrated, check)
 
 
 @pytest.mark.contract("STRUCT-MIGRATIONS-APPLY", level=MUST)
@@ -169,8 +195,10 @@ def test_alembic_upgrade_head_succeeds(fresh_migration: FreshMigration) -> None:
 def test_migrations_create_the_tables_the_models_declare(fresh_migration: FreshMigration) -> None:
     """After `alembic upgrade head` on a fresh database, every table the models declare (the MetaData
     migrations/env.py gives alembic as target_metadata) exists: `alembic check` finds no table to add. A
-    chain of empty placeholder migrations, or models added without a revision, fails here. (Column-level
-    drift is not judged.)
+    chain of empty placeholder migrations, or models added without a revision, fails here. That MetaData
+    must hold the models' tables: when the check would drop every table the migrations created (env.py
+    never imported the models, so `Base.metadata` is empty) or has no MetaData at all, it compared
+    nothing, and that fails too. (Column-level drift is not judged.)
 
     CONVENTIONS, Migrations: "alembic ... revision --autogenerate" (needs target_metadata) and "upgrade head".
     """
@@ -181,15 +209,21 @@ def test_migrations_create_the_tables_the_models_declare(fresh_migration: FreshM
         raise violation("alembic check hung", received=done.output[-500:], expected="exit 0 or 1")
     if "invalid choice: 'check'" in done.output:
         pytest.skip("the backend's alembic has no `check` command (alembic 1.9+): it cannot compare the models")
-    missing = list(dict.fromkeys(_ADD_TABLE.findall(done.output)))
+    missing = _diff_tables(done.output, "add")
     expect(not missing, "tables the models declare are not created by the migrations",
-           received=f"missing after upgrade head: {', '.join(missing[:12])}"
-                    + (f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""),
+           received=f"missing after upgrade head: {_listed(missing)}",
            expected="alembic upgrade head creates every table in target_metadata (autogenerate a revision)")
     expect(done.ok or "New upgrade operations detected" in done.output,
            "alembic cannot compare the models with the migrated schema",
            received=f"exit {done.returncode}: {done.cause[:300]}",
            expected="migrations/env.py passes the models' MetaData as target_metadata (as autogenerate needs)")
+    migrated = fresh_migration.migrated_tables
+    removed = _diff_tables(done.output, "remove")
+    # Models that declare a migrated table keep it out of the diff; with no migrated table, nothing tells.
+    expect(not migrated or not set(migrated) <= set(removed), "target_metadata declares no tables",
+           received=f"alembic check would remove every migrated table: {_listed(migrated)}",
+           expected="migrations/env.py imports the models so target_metadata holds their tables "
+                    "(autogenerate compares nothing otherwise)")
 
 
 # Not the service's modules: tests, environments and caches inside the backend directory.
