@@ -20,8 +20,6 @@ UNNOTICED = {
                       "the right headers",
     "cors-preflight-rate-limited": "only a client already over its rate limit sees its preflight refused "
                                    "(CORS-PREFLIGHT-NOT-LIMITED sets that up; the browser family does not)",
-    "cors-reflects-any-https": "it reflects https origins only, and the browser family's pages are http "
-                               "(its page proxy does not terminate TLS)",
 }
 
 
