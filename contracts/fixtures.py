@@ -175,8 +175,7 @@ def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_con
     issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
                     default_audience=client_id).start()
     try:
-        env = {"KEYCLOAK_URL": issuer.base_url, "KEYCLOAK_ISSUER": issuer.issuer_url}
-        target = makrx_launcher.spawn(env, name=f"{makrx_target_spec.name}-auth-lab")
+        target = makrx_launcher.spawn(name=f"{makrx_target_spec.name}-auth-lab", issuer=issuer)
         try:
             # Found in the session backend's OpenAPI document: when this module comes first (it does
             # under -n), that backend boots now, beside this instance rather than before it.

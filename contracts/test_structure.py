@@ -167,7 +167,7 @@ def fresh_migration(backend_dir: Path, makrx_launcher: TargetLauncher, makrx_ser
         pytest.skip("precondition: no alembic.ini (see STRUCT-ALEMBIC)")
     dbname = f"makrx_migrate_{uuid.uuid4().hex[:8]}"
     url = makrx_services.postgres.create_database(dbname)
-    env = makrx_launcher.base_env(0) | {"DATABASE_URL": makrx_launcher.as_backend_url(url)}
+    env = makrx_launcher.base_env(0, makrx_launcher.as_backend_url(url))
     try:
         upgrade = makrx_launcher.upgrade_head(ini, env)
         migrated = _user_tables(makrx_services.postgres, dbname)

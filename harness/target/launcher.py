@@ -28,6 +28,7 @@ from ..waiting import wait_for
 from .alembic import alembic_layout
 from .preload import ForkServer, ForkServerClient, ForkServerError, preload_modules
 from .resolve import TargetSpec
+from .settings import placeholders_in
 
 __all__ = ["RunningTarget", "TargetLauncher", "MigrationResult", "JWKS_TTL_SECONDS"]
 
@@ -41,6 +42,10 @@ _SCRUBBED = ("KEYCLOAK_", "DATABASE_URL", "REDIS_URL", "CORS_ORIGINS", "TRUST_PR
 class _Issuer(Protocol):
     base_url: str
     issuer_url: str
+    realm: str
+
+    @property
+    def jwks_url(self) -> str: ...
 
 
 class _Postgres(Protocol):
@@ -218,7 +223,8 @@ class TargetLauncher:
         import_root = str(self.spec.import_root)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [import_root, env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
-        env.update(self.spec.settings.env)
+        # Values naming the run's facts wait for base_env, which knows them.
+        env.update({k: v for k, v in self.spec.settings.env.items() if not placeholders_in(v, k, None)})
         return env
 
     def _services(self) -> _Services:
@@ -242,30 +248,40 @@ class TargetLauncher:
         return template.format(user=parts.username, password=parts.password, host=parts.hostname, port=parts.port,
                                dbname=parts.path.lstrip("/"), url=url)
 
-    def base_env(self, port: int) -> dict[str, str]:
-        env = self._interpreter_env()
-        services, issuer = self._services(), self.issuer
+    def facts(self, port: int, database_url: str | None = None, issuer: _Issuer | None = None) -> dict[str, str]:
+        """What `[env]` values and `command` may name as placeholders (settings.PLACEHOLDERS): the issuer
+        and database (default: the target's), Redis of this run and the instance's port."""
+        issuer = issuer or self.issuer
         assert issuer is not None, "set TargetLauncher.issuer before starting instances"
+        return {"issuer_url": issuer.issuer_url, "keycloak_url": issuer.base_url, "realm": issuer.realm,
+                "client_id": self.spec.client_id, "jwks_url": issuer.jwks_url, "database_url": database_url or self.database_url(),
+                "redis_url": str(self._services().redis.url), "port": str(port)}
+
+    def base_env(self, port: int, database_url: str | None = None, issuer: _Issuer | None = None) -> dict[str, str]:
+        """The environment of an instance on ``port`` (or of alembic, port 0) using ``database_url`` (in the
+        backend's form) and trusting ``issuer``; default: the target's database and the run's issuer."""
+        env = self._interpreter_env()
+        facts = self.facts(port, database_url, issuer)
         env.update({
-            "KEYCLOAK_URL": issuer.base_url,
-            "KEYCLOAK_REALM": "makrx",
-            "KEYCLOAK_CLIENT_ID": self.spec.client_id,
-            "KEYCLOAK_ISSUER": issuer.issuer_url,
+            "KEYCLOAK_URL": facts["keycloak_url"],
+            "KEYCLOAK_REALM": facts["realm"],
+            "KEYCLOAK_CLIENT_ID": facts["client_id"],
+            "KEYCLOAK_ISSUER": facts["issuer_url"],
             "KEYCLOAK_VERIFY_AUD": "true",
             "KEYCLOAK_USE_JWKS": "true",
             "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
-            "DATABASE_URL": self.database_url(),
-            "REDIS_URL": str(services.redis.url),
+            "DATABASE_URL": facts["database_url"],
+            "REDIS_URL": facts["redis_url"],
             "TRUST_PROXY": "false",
             "ENVIRONMENT": self.spec.settings.environment,
             "PORT": str(port),
         })
-        env.update(self.spec.settings.env)
+        env.update({k: v.format_map(facts) for k, v in self.spec.settings.env.items()})
         return env
 
     def _argv(self, port: int) -> list[str]:
         if self.spec.settings.command:
-            return shlex.split(self.spec.settings.command.format(port=port, python=self.python))
+            return shlex.split(self.spec.settings.command.format_map({**self.facts(port), "python": self.python}))
         return [self.python, "-m", "uvicorn", str(self.spec.app), "--host", "127.0.0.1", "--port", str(port),
                 # Otherwise uvicorn trusts X-Forwarded-For from loopback and TRUST_PROXY cannot be tested.
                 "--no-proxy-headers", "--timeout-graceful-shutdown", "2"]
@@ -297,14 +313,15 @@ class TargetLauncher:
                                    f"{timeout:.0f} s", hung=True)
         return MigrationResult(shlex.join(argv), code, tail(log_path, lines=100_000, max_bytes=max_bytes))
 
-    def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None) -> RunningTarget:
+    def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None,
+              issuer: _Issuer | None = None) -> RunningTarget:
         """Start one instance without waiting for it to answer (``ready()`` waits), so a fixture can boot
-        it beside another; ``env`` overrides the base environment (None removes a variable). The first
-        instance runs the migrations before it starts."""
+        it beside another; ``env`` overrides the base environment (None removes a variable); ``issuer``:
+        the Keycloak it trusts instead of the run's. The first instance runs the migrations before it starts."""
         self._count += 1
         label = name or f"{self.spec.name}-{self._count}"
         port = free_port()
-        full_env = self.base_env(port)
+        full_env = self.base_env(port, issuer=issuer)
         for key, value in (env or {}).items():
             if value is None:
                 full_env.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings", "parse_operation"]
+__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings", "parse_operation", "placeholders_in",
+           "PLACEHOLDERS"]
 
 _KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
                "cwd", "python", "ready_timeout", "database_url", "migrate", "preload", "auth_probe", "token_roles"}
@@ -43,7 +45,7 @@ class TargetSettings:
 
     app: str | None = None
     command: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # values may name PLACEHOLDERS: "{issuer_url}"
     environment: str = "test"
     client_id: str | None = None
     rate_limit_path: str | None = None  # "POST /api/v1/orders" or "/api/v1/items" (GET): what the bursts send
@@ -101,6 +103,24 @@ def _operation(raw: Any, source: Path | None, key: str) -> str | None:
         raise ConfigError(f"{source}: {exc.message}", fix=exc.fix) from None
 
 
+# The run's facts `[env]` values and `command` may name; they change every run (ports, database names).
+PLACEHOLDERS = ("issuer_url", "keycloak_url", "realm", "client_id", "jwks_url", "database_url", "redis_url", "port")
+
+
+def placeholders_in(value: str, where: str, source: Path | None, known: tuple[str, ...] = PLACEHOLDERS) -> set[str]:
+    """The placeholders ``value`` names (str.format syntax); an unknown one or a stray brace is a ConfigError."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {where} {value!r} is not a valid template ({exc})",
+                          fix="write {{ and }} for literal braces") from None
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: {where} names unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}",
+                          fix=f"use only: {', '.join('{' + n + '}' for n in known)} (and {{{{ }}}} for literal braces)")
+    return names
+
+
 def _strings(value: Any, key: str, source: Path | None) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{source}: '{key}' must be a list of strings", fix=f'e.g. {key} = ["user"]')
@@ -117,6 +137,11 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
     env = data.get("env", {})
     if not isinstance(env, dict):
         raise ConfigError(f"{source}: 'env' must be a table of NAME = \"value\"", fix="e.g. [env] SMTP_HOST = \"x\"")
+    env = {str(k): str(v) for k, v in env.items()}
+    for name, value in env.items():
+        placeholders_in(value, f"[env] {name}", source)
+    if data.get("command") is not None:
+        placeholders_in(str(data["command"]), "command", source, (*PLACEHOLDERS, "python"))
     roles = []
     for rule in data.get("roles", []):
         try:
@@ -139,7 +164,7 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
     return TargetSettings(
         app=data.get("app"),
         command=data.get("command"),
-        env={str(k): str(v) for k, v in env.items()},
+        env=env,
         environment=str(data.get("environment", "test")),
         client_id=data.get("client_id"),
         rate_limit_path=_operation(data.get("rate_limit_path"), source, "rate_limit_path"),
