@@ -20,6 +20,7 @@ from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import Provoker, database_outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.target.source import mount_prefixes
 from makrx_contracts.harness.target.resolve import TargetSpec
 
 from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
@@ -35,9 +36,9 @@ def session_client(makrx_target: RunningTarget, makrx_source_addresses: SourceAd
 
 
 @pytest.fixture(scope="session")
-def openapi(session_client: ContractClient) -> OpenAPIDoc | None:
-    """The target's OpenAPI document, or None when it serves none."""
-    return fetch_openapi(session_client)
+def openapi(session_client: ContractClient, makrx_target: RunningTarget) -> OpenAPIDoc | None:
+    """The target's OpenAPI document with its mounted sub-applications' merged in, or None when it serves none."""
+    return fetch_openapi(session_client, mount_prefixes(makrx_target.spec.path))
 
 
 @pytest.fixture(scope="session")

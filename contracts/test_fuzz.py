@@ -184,13 +184,6 @@ def _findings(case: schemathesis.Case, response: httpx.Response, checks: Sequenc
     return []
 
 
-def _server_prefix(doc: OpenAPIDoc) -> str:
-    """A relative first `servers` URL (e.g. `/api`) that the document's paths hang under."""
-    servers = doc.data.get("servers") or []
-    url = servers[0].get("url", "") if servers and isinstance(servers[0], dict) else ""
-    return url.rstrip("/") if url.startswith("/") else ""
-
-
 def _fuzz(operation: Any, mode: GenerationMode, examples: int, seed: int, run: Callable[[Any], None]) -> None:
     """Call ``run`` on up to ``examples`` cases of ``mode``; nothing raised inside, so nothing is shrunk."""
     if examples <= 0:
@@ -265,7 +258,7 @@ def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_sour
         roles = {"user", *(role for rule in makrx_target.spec.settings.roles for role in rule.roles)}
         token = request.getfixturevalue("make_token")(user="makrx-fuzz", roles=tuple(sorted(roles)))
     secured = {(op.method, op.path) for op in openapi.operations if op.secured}
-    base_url = makrx_target.base_url.rstrip("/") + _server_prefix(openapi)
+    base_url = makrx_target.base_url.rstrip("/") + openapi.server_prefix
     seed = makrx_config.seed if makrx_config.seed is not None else 0
     run = FuzzRun([], [], sorted(f"{m} {p}" for m, p in secured), 0)
     sender = _Sender(base_url, makrx_source_addresses)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -38,10 +41,44 @@ def _sample(kind: str | None) -> str:
 
 @dataclass(frozen=True)
 class OpenAPIDoc:
-    """The parsed document plus where it was found."""
+    """The parsed document plus where it was found; ``mounted``: the sub-applications' documents merged in."""
 
     url: str
     data: dict[str, Any]
+    mounted: tuple[str, ...] = ()
+
+    @property
+    def server_prefix(self) -> str:
+        """A relative first `servers` URL (e.g. `/api`) that the document's paths hang under."""
+        servers = self.data.get("servers") or []
+        url = servers[0].get("url", "") if servers and isinstance(servers[0], dict) else ""
+        return url.rstrip("/") if url.startswith("/") else ""
+
+    def with_mounted(self, prefix: str, url: str, sub: dict[str, Any]) -> OpenAPIDoc:
+        """This document plus a sub-application's mounted at ``prefix`` (served at ``url``): its paths under
+        the prefix, its components beside ours (renamed where a name means something else here), its
+        document-wide security on each of its operations."""
+        data = copy.deepcopy(self.data)
+        components = data.setdefault("components", {})
+        tag = re.sub(r"\W+", "_", prefix).strip("_") + "__"
+        theirs = sub.get("components") or {}
+        renamed = {(section, name) for section, entries in theirs.items() for name, entry in entries.items()
+                   if components.get(section, {}).get(name, entry) != entry}
+        sub = _renamed_refs(copy.deepcopy(sub), {f"#/components/{section}/{name}": f"#/components/{section}/{tag}{name}"
+                                                 for section, name in renamed})
+        for section, entries in (sub.get("components") or {}).items():
+            components.setdefault(section, {}).update(
+                {(tag + name if (section, name) in renamed else name): entry for name, entry in entries.items()})
+        own = self.server_prefix
+        for path, item in (sub.get("paths") or {}).items():
+            full = prefix + path
+            if own and full.startswith(own + "/"):
+                full = full[len(own):]
+            for method in _HTTP_METHODS:
+                if isinstance(item.get(method), dict):  # its own document-wide security, never ours
+                    item[method].setdefault("security", sub.get("security", []))
+            data.setdefault("paths", {})[full] = item
+        return replace(self, data=data, mounted=(*self.mounted, url))
 
     @property
     def operations(self) -> list[Operation]:
@@ -65,18 +102,34 @@ class OpenAPIDoc:
         return {op.method for op in self.operations if op.path == path}
 
 
-def fetch_openapi(client: httpx.Client) -> OpenAPIDoc | None:
-    """The first OpenAPI document found at the usual paths, or None."""
-    for path in OPENAPI_PATHS:
-        try:
-            response = client.get(path)
-        except httpx.TransportError:
-            continue
-        if response.status_code == 200:
-            try:
-                data = response.json()
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "paths" in data:
-                return OpenAPIDoc(url=path, data=data)
-    return None
+def _renamed_refs(node: Any, renames: dict[str, str]) -> Any:
+    if not renames:
+        return node
+    return json.loads(json.dumps(node), object_hook=lambda o: {**o, "$ref": renames.get(o["$ref"], o["$ref"])}
+                      if isinstance(o.get("$ref"), str) else o)
+
+
+def _document(client: httpx.Client, path: str) -> dict[str, Any] | None:
+    try:
+        response = client.get(path)
+    except httpx.TransportError:
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "paths" in data else None
+
+
+def fetch_openapi(client: httpx.Client, mounts: Sequence[str] = ()) -> OpenAPIDoc | None:
+    """The first OpenAPI document found at the usual paths, or None; with the documents of sub-applications
+    mounted at ``mounts`` (`app.mount` prefixes) merged in: their operations are the API's too."""
+    doc = next((OpenAPIDoc(url=path, data=data) for path in OPENAPI_PATHS
+                if (data := _document(client, path)) is not None), None)
+    for prefix in mounts if doc is not None else ():
+        url = f"{prefix}/openapi.json"
+        if url != doc.url and (sub := _document(client, url)) is not None:
+            doc = doc.with_mounted(prefix, url, sub)
+    return doc

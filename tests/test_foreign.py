@@ -52,3 +52,18 @@ def test_literal_braces_are_doubled(tmp_path: Path) -> None:
                                                  '[env]\nJSON = "{{\\"a\\": 1}}"\n')
     settings = load_settings(tmp_path)
     assert settings.env["JSON"].format() == '{"a": 1}'
+
+
+def test_a_mounted_sub_applications_operations_are_judged(tmp_path: Path) -> None:
+    """Operations of a sub-application (`app.mount("/api/v2", reports)`) are judged like the main app's: the
+    conformant backend passes AUTH, PREFIX and FUZZ unskipped; once its mounted operation crashes, FUZZ says so."""
+    app = _backend("mounted-sub-app").build(tmp_path / "ok")
+    result = run_suite(app, tmp_path / "ok", "-m", "auth or prefix or fuzz")
+    assert result.failed == set() and result.ids_with("skipped") == set(), result.output
+
+    broken = _backend("mounted-sub-app").build(tmp_path / "broken")
+    reports = broken / "routes" / "reports.py"
+    reports.write_text(reports.read_text().replace("return Summary(owner=user.sub, items=0)",
+                                                   'raise RuntimeError("the report store is down")'))
+    result = run_suite(broken, tmp_path / "broken", "-m", "fuzz")
+    assert "FUZZ-NO-5XX" in result.failed and "/api/v2/reports/summary" in result.output, result.output

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..process import OwnedProcess, _child_setup
+from .source import parse, python_files
 
 __all__ = ["ForkServer", "ForkServerClient", "ForkedProcess", "ForkServerError", "preload_modules"]
 
@@ -31,8 +32,6 @@ _RUNNERS = ("uvicorn.main", "uvicorn.config", "uvicorn.server", "uvicorn.loops.a
             "uvicorn.protocols.http.auto", "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on",
             "uvloop", "httptools", "alembic.config", "alembic.command", "alembic.runtime.migration",
             "alembic.runtime.environment")
-_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist", "tests", "test"}
-_MAX_FILES = 2000
 
 
 class ForkServerError(OSError):
@@ -40,11 +39,8 @@ class ForkServerError(OSError):
 
 
 def _modules_in(path: Path) -> Iterable[str]:
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (SyntaxError, ValueError, OSError):
-        return
-    for node in ast.walk(tree):
+    tree = parse(path)
+    for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -56,16 +52,10 @@ def preload_modules(source: Path, local_roots: Sequence[Path]) -> list[str]:
     backend's own packages are left to each instance), plus what uvicorn and alembic import."""
     local = {entry.name.removesuffix(".py") for root in local_roots if root.is_dir() for entry in root.iterdir()}
     found: dict[str, None] = {}
-    files = 0
-    for directory, subdirs, names in os.walk(source):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in sorted(n for n in names if n.endswith(".py")):
-            files += 1
-            if files > _MAX_FILES:
-                break
-            for module in _modules_in(Path(directory) / name):
-                if module.split(".")[0] not in local and module != "__future__":
-                    found.setdefault(module)
+    for path in python_files(source):
+        for module in _modules_in(path):
+            if module.split(".")[0] not in local and module != "__future__":
+                found.setdefault(module)
     return [*found, *_RUNNERS]
 
 
