@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
 
 import httpx
 import pytest
@@ -17,10 +18,31 @@ from makrx_contracts.harness.target.launcher import JWKS_TTL_SECONDS, RunningTar
 
 from .bearer import Caller, accepted, bearer
 
-__all__ = ["Lab", "TTL", "SETTLE_SECONDS"]
+__all__ = ["Lab", "TTL", "SETTLE_SECONDS", "ASKING_KINDS", "VALIDATION_KINDS", "describe_calls",
+           "endpoint_names"]
 
 TTL = JWKS_TTL_SECONDS  # KEYCLOAK_PK_TTL_SECONDS the harness gives every instance
 SETTLE_SECONDS = TTL + 3.0  # a cached JWKS expires, a refetch cooldown passes
+
+ASKING_KINDS: Final = ("userinfo", "introspect")
+"""Issuer endpoints a backend asks about each token instead of checking its signature itself."""
+VALIDATION_KINDS: Final = ("jwks", *ASKING_KINDS)
+"""Issuer endpoints a backend validates tokens with."""
+
+_ENDPOINT_NAMES: Final = {"jwks": "the JWKS", "userinfo": "userinfo", "introspect": "token introspection",
+                          "discovery": "the discovery document", "realm": "the realm document",
+                          "token": "the token endpoint", "health": "health", "other": "other paths"}
+
+
+def endpoint_names(kinds: Iterable[str]) -> str:
+    """``the JWKS``, ``userinfo and token introspection``: what a verdict says the backend called."""
+    return " and ".join(_ENDPOINT_NAMES[kind] for kind in kinds)
+
+
+def describe_calls(counts: Mapping[str, int], requests: int) -> str:
+    """``userinfo: 20 calls for 20 requests; the JWKS: 1 call for 20 requests``."""
+    return "; ".join(f"{_ENDPOINT_NAMES[kind]}: {n} call{'s' * (n != 1)} for {requests} requests"
+                     for kind, n in counts.items())
 
 
 @dataclass
@@ -32,6 +54,7 @@ class Lab:
     caller: Caller
     tokens: TokenMaker
     last_load: float | None = None  # a JWKS fetch seen before the fetch log was last cleared
+    validated_with: set[str] = field(default_factory=set)  # VALIDATION_KINDS seen before the log was cleared
 
     def token(self) -> str:
         return self.tokens()
@@ -47,8 +70,20 @@ class Lab:
         log = self.issuer.fetch_log("jwks")
         return log[-1].at if log else self.last_load
 
-    def jwks_fetched_since(self, moment: float) -> bool:
-        return any(fetch.at >= moment for fetch in self.issuer.fetch_log("jwks"))
+    def backend_calls(self) -> dict[str, int]:
+        """The backend's requests to the issuer since the fetch log was cleared, per endpoint kind (none
+        left out: validating through userinfo is as much a call per request as refetching the JWKS)."""
+        return {kind: n for kind, n in self.issuer.fetch_counts().items() if n and kind != "admin"}
+
+    def validation_endpoints(self) -> tuple[str, ...]:
+        """The endpoints this backend has been seen validating tokens with; the JWKS before any was seen."""
+        called = self.validated_with.union(self.backend_calls())
+        return tuple(kind for kind in VALIDATION_KINDS if kind in called) or ("jwks",)
+
+    def validated_since(self, moment: float, kinds: Iterable[str]) -> bool:
+        """Whether the backend called one of ``kinds`` at or after ``moment``."""
+        wanted = set(kinds)
+        return any(fetch.at >= moment and fetch.kind in wanted for fetch in self.issuer.fetch_log())
 
     def get(self, token: str) -> Callable[[], httpx.Response]:
         return lambda: self.caller.raw(bearer(token))
@@ -60,8 +95,10 @@ class Lab:
         return f"Backend log ({self.target.base_url}, last lines):\n{self.target.log_tail(15)}"
 
     def reset(self) -> None:
-        """Faults off, issuer up, one active key, fetch log cleared (remembering the last JWKS fetch)."""
+        """Faults off, issuer up, one active key, fetch log cleared (remembering the last JWKS fetch and which
+        endpoints the backend validates with)."""
         self.last_load = self.last_jwks_fetch()
+        self.validated_with.update(kind for kind in self.backend_calls() if kind in VALIDATION_KINDS)
         self.issuer.reset()
 
     def settle(self) -> None:

@@ -30,7 +30,7 @@ from .users import User, UserDirectory, service_account
 __all__ = ["Issuer", "Fetch", "FETCH_KINDS"]
 
 FETCH_KINDS: Final = ("jwks", "realm", "discovery", "token", "userinfo", "introspect", "health", "admin", "other")
-"""What ``fetches()`` counts, by endpoint."""
+"""What ``fetches()`` and ``fetch_counts()`` count, by endpoint."""
 
 _SIGNING_ALGS_ADVERTISED = [
     "PS384",
@@ -359,8 +359,17 @@ class Issuer:
         """
         if kind not in FETCH_KINDS:
             raise IssuerError(f"unknown fetch kind {kind!r}", fix=f"use one of {', '.join(FETCH_KINDS)}")
+        return self.fetch_counts(client)[kind]
+
+    def fetch_counts(self, client: str | tuple[str, str] | None = None) -> dict[str, int]:
+        """Requests received since the last reset per endpoint kind, every kind of ``FETCH_KINDS`` (0 included),
+        in that order; ``client`` as for :meth:`fetches`."""
+        counts = dict.fromkeys(FETCH_KINDS, 0)
         with self._lock:
-            return sum(n for (k, ip, ua), n in self._counts.items() if k == kind and _matches((ip, ua), client))
+            for (kind, ip, ua), n in self._counts.items():
+                if _matches((ip, ua), client):
+                    counts[kind] += n
+        return counts
 
     def fetch_clients(self, kind: str = "jwks") -> dict[tuple[str, str], int]:
         """Counts for ``kind`` per ``(source IP, User-Agent)``."""
@@ -749,6 +758,8 @@ class Issuer:
         return None
 
     def _userinfo(self, request: Request) -> Reply:
+        if request.method not in ("GET", "POST", "HEAD"):
+            return json_reply(405, {"error": "HTTP 405 Method Not Allowed"}, {"Allow": "GET, POST"})
         token = self._bearer(request)
         challenge = f'Bearer realm="{self.realm}", error="invalid_token", error_description="Token verification failed"'
         if token is None:
@@ -775,6 +786,8 @@ class Issuer:
         authenticated = self._authenticate_client(request, form)
         if isinstance(authenticated, Reply):
             return authenticated
+        if self.clients is not None and authenticated[1] is None:  # Keycloak lets only confidential clients ask
+            return self._oauth_error(403, "invalid_request", "Client not allowed.")
         verifier = StrictVerifier(
             self.keys.verification_keys(), issuer=self.issuer_url, audience=None, require_typ=None
         )
@@ -800,7 +813,7 @@ class Issuer:
             "keys": self.keys.snapshot(),
             "faults": self.faults.active(),
             "clock_offset": self.clock_offset,
-            "fetches": {kind: self.fetches(kind) for kind in FETCH_KINDS},
+            "fetches": self.fetch_counts(),
         }
 
     def _admin(self, request: Request) -> Reply:
@@ -849,7 +862,7 @@ class Issuer:
                 return json_reply(
                     200,
                     {
-                        "fetches": {kind: self.fetches(kind) for kind in FETCH_KINDS},
+                        "fetches": self.fetch_counts(),
                         "clients": [
                             {"kind": f.kind, "ip": f.client_ip, "user_agent": f.user_agent}
                             for f in self.fetch_log()[-200:]

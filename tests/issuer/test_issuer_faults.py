@@ -9,6 +9,7 @@ import pytest
 
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer
+from makrx_contracts.harness.issuer.server import FETCH_KINDS
 from makrx_contracts.harness.ports import port_is_bound
 from makrx_contracts.harness.waiting import wait_for
 
@@ -25,6 +26,20 @@ def test_fetches_count_per_kind_and_reset(issuer: Issuer, http: httpx.Client) ->
     assert issuer.fetches("jwks") == 0 and issuer.fetch_log() == []
     with pytest.raises(IssuerError, match="unknown fetch kind"):
         issuer.fetches("certs")
+
+
+def test_fetch_counts_cover_every_endpoint_a_backend_calls(issuer: Issuer, http: httpx.Client) -> None:
+    token = issuer.mint()
+    for _ in range(2):
+        http.get(issuer.userinfo_url, headers={"Authorization": f"Bearer {token}"})
+    http.post(issuer.oidc_url + "/token/introspect", data={"token": token, "client_id": "a"})
+    http.get(issuer.discovery_url)
+    http.get(issuer.base_url + "/realms/makrx/nowhere")
+    counts = issuer.fetch_counts()
+    assert list(counts) == list(FETCH_KINDS)
+    assert {kind: n for kind, n in counts.items() if n} == {"userinfo": 2, "introspect": 1, "discovery": 1, "other": 1}
+    assert issuer.fetch_counts(client="127.0.0.9") == dict.fromkeys(FETCH_KINDS, 0)
+    assert http.get(issuer.admin_url + "/fetches").json()["fetches"] == {**counts, "admin": 1}  # itself counted
 
 
 def test_fetches_per_client_by_source_ip_and_user_agent(issuer: Issuer) -> None:

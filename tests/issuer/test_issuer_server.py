@@ -213,11 +213,42 @@ def test_userinfo_validates_the_bearer_token(issuer: Issuer, http: httpx.Client)
     assert http.get(issuer.userinfo_url, headers={"Authorization": f"Bearer {old}"}).status_code == 401
 
 
+def test_userinfo_as_a_backend_validating_by_it_calls_it(issuer: Issuer, http: httpx.Client) -> None:
+    """What a service that validates each request through userinfo relies on: the claims for a token the realm
+    signed (any audience, as Keycloak does not check it there; GET or POST), 401 for anything else."""
+    user = issuer.user(2)
+    token = issuer.mint(audience="some-other-api", user=user)
+    got = http.get(issuer.userinfo_url, headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200 and got.json()["sub"] == user.sub and got.json()["email"] == user.email
+    assert http.post(issuer.userinfo_url, headers={"Authorization": f"Bearer {token}"}).json()["sub"] == user.sub
+    assert http.post(issuer.userinfo_url, data={"access_token": token}).json()["sub"] == user.sub
+    foreign = issuer.sign(issuer.claims(), key=issuer.attacker.key, kid=issuer.keys.active.kid)
+    id_token = issuer.tokens.id_token("frontend", user=user, access_token=token, session="s", nonce=None)
+    for bad in (foreign, id_token, issuer.mint(expires_in=-60)):
+        refused = http.get(issuer.userinfo_url, headers={"Authorization": f"Bearer {bad}"})
+        assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+    assert http.put(issuer.userinfo_url, headers={"Authorization": f"Bearer {token}"}).status_code == 405
+
+
 def test_introspection(issuer: Issuer, http: httpx.Client) -> None:
     live = http.post(issuer.oidc_url + "/token/introspect", data={"token": issuer.mint(), "client_id": "a"}).json()
     assert live["active"] is True and live["token_type"] == "Bearer"
     dead = http.post(issuer.oidc_url + "/token/introspect", data={"token": "x", "client_id": "a"}).json()
     assert dead == {"active": False}
+    expired = {"token": issuer.mint(expires_in=-60), "client_id": "a"}
+    assert http.post(issuer.oidc_url + "/token/introspect", data=expired).json() == {"active": False}
+
+
+def test_introspection_needs_a_confidential_client() -> None:
+    with Issuer(seed=0, clients={"backend": "s3cret", "frontend": None}).start() as issuer, \
+            httpx.Client(timeout=5) as http:
+        url, token = issuer.oidc_url + "/token/introspect", issuer.mint()
+        ok = http.post(url, data={"token": token}, auth=("backend", "s3cret"))
+        assert ok.status_code == 200 and ok.json()["active"] is True
+        assert http.post(url, data={"token": token}, auth=("backend", "wrong")).status_code == 401
+        assert http.post(url, data={"token": token}).status_code == 401
+        public = http.post(url, data={"token": token, "client_id": "frontend"})
+        assert (public.status_code, public.json()["error"]) == (403, "invalid_request")
 
 
 def test_health_unknown_realm_and_methods(issuer: Issuer, http: httpx.Client) -> None:
