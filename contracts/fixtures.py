@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from makrx_contracts.harness import discovery
-from makrx_contracts.harness.access import ProbeChoice, choose_probe, role_rules
+from makrx_contracts.harness.access import ProbeChoice, Protection, Status, choose_probe, find_protection, role_rules
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.discovery import Finding
 from makrx_contracts.harness.issuer import Issuer
@@ -57,7 +57,8 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
 
     mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
     return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, outage,
-                    makrx_config.rate_budget, auth_probe=lambda: request.getfixturevalue("protected_operation"),
+                    makrx_config.rate_budget, lambda: request.getfixturevalue("protection"),
+                    auth_probe=lambda: request.getfixturevalue("protected_operation"),
                     discovered=request.getfixturevalue("discovered"))
 
 
@@ -112,25 +113,50 @@ def discovered(makrx_target_spec: TargetSpec, pytestconfig: pytest.Config) -> Ca
 
 
 @pytest.fixture(scope="session")
-def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, session_client: ContractClient,
-               make_token: TokenMaker, discovered: Callable[..., None]) -> ProbeChoice:
-    """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
+def ask(makrx_target: RunningTarget, session_client: ContractClient,
+        make_token: TokenMaker) -> tuple[Status, Status | None]:
+    """``(anonymous, with_token)``: the status an operation answers without credentials and with a plain valid
+    token (None: no answer; ``with_token`` None when the target does not trust the harness's tokens). Each
+    is asked once per session: finding the protected operations and the probe ask the same ones."""
+    answers: dict[tuple[str, str, bool], int | None] = {}
+
+    def status(op: Operation, token: bool) -> int | None:
+        key = (op.method, op.url(), token)
+        if key not in answers:
+            headers = {"Authorization": f"Bearer {make_token()}"} if token else {}
+            try:
+                answers[key] = session_client.request(op.method, op.url(), headers=headers,
+                                                      timeout=HANG_SECONDS).status_code
+            except httpx.TransportError:
+                answers[key] = None
+        return answers[key]
+
+    return (lambda op: status(op, False)), ((lambda op: status(op, True)) if makrx_target.restartable else None)
+
+
+@pytest.fixture(scope="session")
+def protection(openapi: OpenAPIDoc | None, makrx_target: RunningTarget,
+               ask: tuple[Status, Status | None]) -> Protection:
+    """Which operations need a token where the OpenAPI document does not say so (`harness/access.py`)."""
     if openapi is None:
         pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
     settings = makrx_target.spec.settings
+    return find_protection(openapi, settings, role_rules(openapi, settings), *ask)
 
-    def status_with_token(op: Operation) -> int | None:
-        try:
-            return session_client.request(op.method, op.url(), headers={"Authorization": f"Bearer {make_token()}"},
-                                          timeout=HANG_SECONDS).status_code
-        except httpx.TransportError:
-            return None
 
-    rules = role_rules(openapi, settings)
-    choice = choose_probe(openapi, settings, rules, status_with_token if makrx_target.restartable else None)
+@pytest.fixture(scope="session")
+def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, protection: Protection,
+               ask: tuple[Status, Status | None], discovered: Callable[..., None]) -> ProbeChoice:
+    """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
+    assert openapi is not None  # `protection` skips without a document
+    settings = makrx_target.spec.settings
+    rules = protection.rules
+    choice = choose_probe(openapi, settings, rules, ask[1], protection.found)
     if choice is None:
-        pytest.skip("no operation in the OpenAPI document has a security requirement: declare the bearer "
-                    "dependency (e.g. HTTPBearer) on protected routes so it appears in the document")
+        asked = f" (asked: {'; '.join(protection.asked)})" if protection.asked else ""
+        pytest.skip("no protected operation found: none has a security requirement in the OpenAPI document, and "
+                    f"no GET without parameters under /api answered 401/403 without a token and 2xx with one{asked}; "
+                    'name one with auth_probe = "GET /api/v1/..."')
     if choice.source == "discovered":
         discovered("auth_probe", f"{choice.operation.method} {choice.operation.path}", choice.describe())
     for rule in rules[len(settings.roles):]:

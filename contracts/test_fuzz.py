@@ -257,7 +257,8 @@ def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_sour
     if makrx_target.restartable:  # only a launched backend trusts the harness's issuer
         roles = {"user", *(role for rule in makrx_target.spec.settings.roles for role in rule.roles)}
         token = request.getfixturevalue("make_token")(user="makrx-fuzz", roles=tuple(sorted(roles)))
-    secured = {(op.method, op.path) for op in openapi.operations if op.secured}
+    # Also where the document is silent but a token is needed (a header read by hand): `protection`.
+    secured = {(op.method, op.path) for op in request.getfixturevalue("protection").operations(openapi) if op.secured}
     base_url = makrx_target.base_url.rstrip("/") + openapi.server_prefix
     seed = makrx_config.seed if makrx_config.seed is not None else 0
     run = FuzzRun([], [], sorted(f"{m} {p}" for m, p in secured), 0)

@@ -30,7 +30,7 @@ PROBE_BOUND = 5.0  # seconds one probe request may take while a dependency hangs
 READY_WITHIN = 10.0  # seconds until readiness says 503 after the dependency froze
 RECOVER_WITHIN = 20.0  # seconds until readiness says 200 again after it resumed
 ISSUER_DELAY = 60.0  # how late a hung Keycloak answers: far beyond any probe's timeout
-REQUEST_BOUND = 15.0  # seconds an everyday request may take while the database hangs
+REQUEST_BOUND = 20.0  # seconds an everyday request may take while the database hangs
 
 
 @contextmanager

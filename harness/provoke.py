@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .access import role_rules, rule_for
+from .access import Protection, is_health_path, rule_for
 from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
 from .target.settings import RoleRule, TargetSettings, parse_operation
@@ -55,10 +55,6 @@ class RateOp:
         return f"{self.method} {self.operation.path}"
 
 
-def is_health_path(path: str) -> bool:
-    return "health" in path or path.endswith(("/live", "/ready", "/readyz", "/livez", "/metrics"))
-
-
 class Provoker:
     """Finds, from the OpenAPI document and per-target settings, a request that yields each kind.
 
@@ -68,10 +64,13 @@ class Provoker:
 
     def __init__(self, client: ContractClient, new_client: Callable[[], ContractClient], doc: OpenAPIDoc | None,
                  settings: TargetSettings, mint: Callable[..., str] | None, outage: Callable[[], Any],
-                 rate_budget: int, auth_probe: Callable[[], Operation] | None = None,
+                 rate_budget: int, protection: Callable[[], Protection],
+                 auth_probe: Callable[[], Operation] | None = None,
                  discovered: Callable[..., None] | None = None) -> None:
-        """``auth_probe``: the operation a plain valid token may call (found lazily: it costs requests);
+        """``protection``: which operations need a token beyond the document's `security` (found lazily, like
+        ``auth_probe``, the operation a plain valid token may call: both cost requests);
         ``discovered(key, toml_value, note)`` reports a setting found instead of configured."""
+        self.protection = protection
         self.auth_probe = auth_probe
         self.discovered = discovered
         self.client = client
@@ -84,9 +83,10 @@ class Provoker:
         self.rate_ops_tried: tuple[str, ...] = ()
 
     def _ops(self) -> list[Operation]:
+        """The document's operations, ``secured`` also where the document is silent but a token is needed."""
         if self.doc is None:
             pytest.skip("the target serves no OpenAPI document at /openapi.json, so no operation can be chosen")
-        return self.doc.operations
+        return self.protection().operations(self.doc)
 
     def bearer(self, **claims: Any) -> dict[str, str]:
         """A valid token's header; ``mint`` is None when the target does not trust the harness's issuer."""
@@ -108,7 +108,8 @@ class Provoker:
     def unauthorized(self) -> httpx.Response:
         secured = [op for op in self._ops() if op.secured]
         if not secured:
-            pytest.skip("no operation in the OpenAPI document has a security requirement")
+            pytest.skip("no operation is known to need a token: none has a security requirement in the OpenAPI "
+                        "document or a [[roles]] entry, and none asked answered 401 without a token")
         op = next((o for o in secured if o.method == "GET"), secured[0])
         return self.client.request(op.method, op.url(), json={} if op.has_body else None)
 
@@ -151,16 +152,23 @@ class Provoker:
         pytest.skip("no operation with a typed path parameter or a request body to send invalid input to")
 
     def malformed_json(self) -> httpx.Response:
-        bodied = [o for o in self._ops() if o.has_body]
-        if not bodied:
-            pytest.skip("no operation in the OpenAPI document takes a request body")
-        op = bodied[0]
-        headers = {"Content-Type": "application/json", **self.credentials(op)}
-        return self.client.request(op.method, op.url(), headers=headers, content=b'{"name": "x", broken')
+        """A body that is not JSON, sent to the first operation documented to take a body; when none is, to
+        each write under /api until one answers past routing and auth (a body read by hand is in no document)."""
+        ops = self._ops()
+        bodied = [o for o in ops if o.has_body][:1]
+        candidates = bodied or [o for o in ops if o.method in _WRITES[:3] and o.path.startswith("/api")
+                                and not is_health_path(o.path)]
+        for op in candidates:
+            headers = {"Content-Type": "application/json", **self.credentials(op)}
+            response = self.client.request(op.method, op.url(), headers=headers, content=b'{"name": "x", broken')
+            if bodied or response.status_code not in (401, 403, 404, 405):
+                return response
+        pytest.skip("no operation takes a request body: the OpenAPI document declares none, and no POST, PUT or "
+                    "PATCH under /api answered a malformed body past routing and auth")
 
-    @functools.cached_property
+    @property
     def role_rules(self) -> tuple[RoleRule, ...]:
-        return role_rules(self.doc, self.settings)
+        return self.protection().rules
 
     @functools.cached_property
     def rate_op(self) -> RateOp:
@@ -171,7 +179,7 @@ class Provoker:
         what was burst."""
         if self.settings.rate_limit_path:
             method, path = parse_operation(self.settings.rate_limit_path, "rate_limit_path")
-            listed = self.doc.operations if self.doc else []
+            listed = self._ops() if self.doc else []
             op = next((o for o in listed if o.path == path and o.method == method), None)
             return RateOp(op or Operation(path, method, False, method != "GET", {}))
         tried: list[RateOp] = []

@@ -14,7 +14,7 @@ from .error_handling import error_response
 
 log = structlog.get_logger(__name__)
 
-REQUEST_TIMEOUT_SECONDS = 10.0
+REQUEST_TIMEOUT_SECONDS = 12.0  # a last resort: each dependency's own timeout answers first
 
 
 class RequestTimeoutMiddleware:
