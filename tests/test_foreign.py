@@ -14,7 +14,7 @@ from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings
 from tests.foreign import foreign_backend
 from tests.suite_runner import run_suite
-from tests.variants import Variant
+from tests.variants import Variant, load_variants
 
 
 def test_kc_env_names_are_one_line_of_settings_each(tmp_path: Path) -> None:
@@ -145,3 +145,13 @@ def test_without_a_trusted_token_a_401_is_enough() -> None:
     protection = find_protection(_UNDECLARED, TargetSettings(), (),
                                  lambda op: 401 if op.path == "/api/v1/me" else 403, None)
     assert protection.found == ("GET /api/v1/me",)
+
+
+def test_an_invalid_tokens_401_is_judged_when_the_401_without_a_token_is_wrong_too(tmp_path: Path) -> None:
+    """HTTPBearer's 403 without a token (AUTH-NO-TOKEN's failure) no longer hides a second defect: the 401 for
+    an expired token without a Bearer challenge fails AUTH-INVALID-TOKEN-RESPONSE as well."""
+    variants = {v.name: v for v in load_variants()}
+    patches = variants["auth-httpbearer-403"].data["patch"] + variants["auth-invalid-token-no-challenge"].data["patch"]
+    both = Variant("two-defects", "", "", {"patch": patches})
+    result = run_suite(both.build(tmp_path), tmp_path, "-k", "no_bearer_token_is_401 or shaped_401_challenge")
+    assert {"AUTH-NO-TOKEN", "AUTH-INVALID-TOKEN-RESPONSE"} <= result.failed, result.output
