@@ -16,12 +16,17 @@ log = structlog.get_logger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 12.0  # a last resort: each dependency's own timeout answers first
 
+_late: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
 
 class RequestTimeoutMiddleware:
     """Answers 503 when the app has not started its response within ``timeout`` seconds.
 
-    The late request is left to finish on its own (a sync handler's thread cannot be interrupted);
-    whatever it sends afterwards is dropped.
+    The late request is left to finish on its own and whatever it sends afterwards is dropped. It is
+    not cancelled: that cannot stop a sync handler's thread, it only runs the handler's dependency
+    teardown (closing the DB session) while the handler still works, and the connection the handler
+    takes afterwards is never returned. The garbage collector closes it later, in whatever thread it
+    runs — the event loop's too, which then waits on the database like the handler did.
     """
 
     def __init__(self, app: ASGIApp, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
@@ -49,7 +54,8 @@ class RequestTimeoutMiddleware:
             await task  # finished, or streaming a response already begun: not ours to cut
             return
         abandoned = True
-        task.cancel()
+        _late.add(task)
+        task.add_done_callback(_late.discard)
         # Retrieve its outcome when it ends, so a late failure is not reported as never retrieved.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         log.warning("request_timeout", method=scope["method"], path=scope["path"], timeout=self.timeout)
