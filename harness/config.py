@@ -57,6 +57,10 @@ OPTIONS: tuple[Option, ...] = (
            kind="int", default=10),
     Option("python", "interpreter that runs path targets (e.g. the backend's venv/bin/python).", env="MAKRX_PYTHON"),
     Option("report", "write the conformance scorecard to FILE.md and FILE.json.", env="MAKRX_REPORT"),
+    Option("baseline", "a scorecard JSON of an earlier run: its failures are 'known' and pass, new ones fail, "
+           "fixed ones are reported (and fail under --makrx-strict).", env="MAKRX_BASELINE"),
+    Option("baseline_update", "rewrite the --makrx-baseline file with this run's failures, printing what was "
+           "added and removed.", kind="bool", default=False),
     Option("discover", "boot the target, run only the contracts that discover settings, and print them as a "
            "[tool.makrx-contract] block to paste.", kind="bool", default=False),
 )
@@ -80,6 +84,8 @@ class MakrxConfig:
     fuzz_examples: int = 10
     python: str | None = None
     report: Path | None = None
+    baseline: Path | None = None
+    baseline_update: bool = False
     discover: bool = False
     rootdir: Path = field(default_factory=Path.cwd)
 
@@ -145,6 +151,10 @@ def resolve_config(config: pytest.Config) -> MakrxConfig:
             raise ConfigError(f"--makrx-config file {path} does not exist",
                               fix="pass the path of a TOML file with the per-target settings")
         values["config"] = path.resolve()
-    if values["report"] is not None:
-        values["report"] = Path(values["report"]).expanduser()
+    for name in ("report", "baseline"):
+        if values[name] is not None:
+            values[name] = Path(values[name]).expanduser()
+    if values["baseline_update"] and values["baseline"] is None:
+        raise ConfigError("--makrx-baseline-update needs the file to write",
+                          fix="pass --makrx-baseline=FILE.json with it")
     return MakrxConfig(rootdir=Path(str(config.rootpath)), **values)

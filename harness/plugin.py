@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import glob
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ from .isolation import isolate
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
 from .process import die_with_parent
+from .baseline import FIXED, KNOWN, Baseline, case_of, diff, key_text, merged, recorded_keys
 from .report import WAIVED, WARNED, Scorecard
 from .suite import CONTRACTS_DIR, FIXTURES_PLUGIN, ContractSuite
 from .target.launcher import RunningTarget, TargetLauncher
@@ -44,6 +46,8 @@ _left_out_key = pytest.StashKey[list[str]]()
 _unbooted_first_key = pytest.StashKey[dict[str, str]]()
 _scorecard_key = pytest.StashKey[Scorecard]()
 _fork_servers_key = pytest.StashKey[SharedForkServers]()
+_baseline_key = pytest.StashKey[Baseline | None]()
+_provider_key = pytest.StashKey[tuple[str, str]]()
 
 
 class MakrxShouldWarning(UserWarning):
@@ -89,6 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_targets_key] = {}
     config.stash[_boot_errors_key] = {}
     config.stash[_left_out_key] = left_out
+    try:
+        config.stash[_baseline_key] = (Baseline.load(makrx.baseline, missing_ok=makrx.baseline_update)
+                                       if makrx.baseline is not None else None)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if specs:
         config.pluginmanager.import_plugin(FIXTURES_PLUGIN)
     if specs and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
@@ -259,8 +268,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         spec = _spec_of(item)
         if info is None:
             continue
+        target = spec.display if spec else ""
+        callspec = getattr(item, "callspec", None)
         item.user_properties += [("contract_id", info.id), ("contract_level", info.level.value),
-                                 ("contract_area", info.area), ("makrx_target", spec.display if spec else "")]
+                                 ("contract_area", info.area), ("makrx_target", target),
+                                 ("makrx_case", case_of(callspec.id if callspec else None, target))]
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
@@ -293,6 +305,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             lines.append(f"  settings: {spec.settings.source or 'none (no makrx-contract.toml or [tool.makrx-contract])'}"
                          "; found by asking the backend (listed at the end): "
                          + ", ".join(discovery.to_discover(spec.settings)))
+    makrx = config.stash.get(_config_key, None)
+    if makrx is not None and any(not spec.url for spec in config.stash.get(_specs_key, [])):
+        from .services import choose
+
+        chosen = choose(makrx.services, redis_url=makrx.redis_url, database_url=makrx.database_url,
+                        redis_image=makrx.redis_image, postgres_image=makrx.postgres_image)
+        lines.append(f"makrx services: --makrx-services={makrx.services} chooses {chosen}")
+    if makrx is not None and makrx.baseline is not None:
+        baseline = config.stash[_baseline_key]
+        lines.append(f"makrx baseline: {makrx.baseline} ({len(baseline.keys) if baseline else 0} known failures"
+                     f"{'; rewritten at the end' if makrx.baseline_update else ''})")
     return lines + config.stash.get(_left_out_key, [])
 
 
@@ -368,6 +391,7 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
     except HarnessError as exc:
         _fail_run(exc, request.session)
     _say(pytestconfig, f"makrx services: {services.provider} ({services.reason})")
+    pytestconfig.stash[_provider_key] = (services.provider, services.reason)
     try:
         yield services
     finally:
@@ -504,21 +528,29 @@ def _waiver_for(item: pytest.Item, contract: str) -> Waiver | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A failure under a valid waiver, or of a SHOULD contract without --makrx-strict, becomes a warning."""
+    """A failure under a valid waiver, or of a SHOULD contract without --makrx-strict, becomes a warning; one
+    the baseline records is `known`; a pass the baseline records as a failure is `fixed`."""
+    baselined = _in_baseline(item)
     try:
         with timings.in_test_call():
-            return (yield)
-    except AssertionError as exc:
+            outcome = yield
+    except Exception as exc:
         info = contract_of(item)
         if info is None:
             raise
-        title = exc.title if isinstance(exc, ContractViolation) else (str(exc).splitlines() or [""])[0]
+        title = exc.title if isinstance(exc, ContractViolation) else (str(exc).splitlines() or [repr(exc)])[0]
         waiver = _waiver_for(item, info.id)
-        if waiver is not None and not waiver.expired():
+        violated = isinstance(exc, AssertionError)  # anything else (no answer, a crash) is no SHOULD's warning
+        if violated and waiver is not None and not waiver.expired():
             item.user_properties += [("makrx_outcome", WAIVED),
                                      ("makrx_reason", f"{title} (waived until {waiver.expires}: {waiver.reason})")]
             warnings.warn(MakrxWaivedWarning(f"{info.id} waived until {waiver.expires}: {title}"), stacklevel=1)
             return None
+        if baselined and waiver is None:  # a waiver wins, also once expired
+            item.user_properties += [("makrx_outcome", KNOWN), ("makrx_reason", f"{title} (known: in the baseline)")]
+            return None
+        if not violated:
+            raise
         if info.level is SHOULD and not item.config.stash[_config_key].strict:
             item.user_properties += [("makrx_outcome", WARNED), ("makrx_reason", title)]
             warnings.warn(MakrxShouldWarning(f"{info.id} [SHOULD] {title}"), stacklevel=1)
@@ -527,12 +559,27 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             exc.args = (f"{exc.args[0] if exc.args else ''}\n\n(waiver expired on {waiver.expires}: "
                         f"{waiver.reason})",)
         raise
+    if baselined:
+        item.user_properties += [("makrx_outcome", FIXED),
+                                 ("makrx_reason", "fixed — update the baseline (--makrx-baseline-update)")]
+    return outcome
+
+
+def _in_baseline(item: pytest.Item) -> bool:
+    baseline = item.config.stash.get(_baseline_key, None)
+    if baseline is None or contract_of(item) is None:
+        return False
+    props = dict(item.user_properties)
+    return (str(props["makrx_target"]), str(props["contract_id"]), str(props["makrx_case"])) in baseline
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     report: pytest.TestReport = yield
     discovery.attach(item.config, report)
+    provider = item.config.stash.get(_provider_key, None)
+    if provider is not None and report.when == "teardown":  # the scorecard names who served the run
+        report.user_properties += [("makrx_provider", provider[0]), ("makrx_provider_reason", provider[1])]
     spec = _spec_of(item)
     boot_error = item.config.stash[_boot_errors_key].get(spec.display) if spec else None
     if boot_error is not None and report.failed:
@@ -559,8 +606,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
     """In a matrix, a target that cannot boot errors every test of it: the first error shows the boot
-    message, the others count as `unbooted` (still failures, for the exit code), not a wall of errors."""
-    props = dict(report.user_properties)
+    message, the others count as `unbooted` (still failures, for the exit code), not a wall of errors.
+    Baseline outcomes count as `known` and `fixed`."""
+    props = dict(getattr(report, "user_properties", ()))  # a CollectReport has none
+    if report.when == "call" and report.passed and props.get("makrx_outcome") in (KNOWN, FIXED):
+        return (KNOWN, "k", "KNOWN") if props["makrx_outcome"] == KNOWN else (FIXED, "f", "FIXED")
     if not report.failed or "makrx_boot_error" not in props:
         return None
     first = config.stash.setdefault(_unbooted_first_key, {})  # target -> the test that shows the message
@@ -614,15 +664,49 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     scorecard = session.config.stash.get(_scorecard_key, None)
     if scorecard is None:
         return
-    orphans = scorecard.fail_orphan_skips()
+    makrx = session.config.stash[_config_key]
+    baseline = session.config.stash.get(_baseline_key, None)
+    orphans = scorecard.fail_orphan_skips(baseline.keys if baseline is not None else frozenset())
     if orphans and session.exitstatus == pytest.ExitCode.OK and any(
             row.outcome == "failed" for row in scorecard.rows.values()):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     expired = _expired_waivers(session.config)
-    scorecard.notes += orphans + expired + _stale_waivers(session.config, scorecard)
+    fixed = [f"fixed — update the baseline: {key_text((row.target, row.contract, row.case))}"
+             for row in scorecard.rows.values() if row.outcome == FIXED]
+    scorecard.notes += orphans + expired + _stale_waivers(session.config, scorecard) + fixed
     if expired and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an expired waiver fails the gate
+    if fixed and makrx.strict and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # under --makrx-strict a baseline only shrinks
+    if baseline is not None and makrx.baseline_update:
+        scorecard.notes += _update_baseline(baseline, scorecard)
+    # A lone target that cannot boot ends the run before any report reaches the scorecard (`_fail_run`); its
+    # card still says why (serially from the stash, under xdist from the worker's message that stopped the
+    # run) and, as every card, the gate's verdict: what a merge of per-job cards needs (harness/merge.py).
+    unbooted = dict(session.config.stash[_boot_errors_key])
+    lead = f"[{TargetError.prefix}] "
+    if str(stopped_by).startswith(lead) and len(session.config.stash[_specs_key]) == 1:
+        unbooted.setdefault(session.config.stash[_specs_key][0].display,
+                            str(stopped_by).removeprefix(lead).split("\n", 1)[0])
+    for target, error in unbooted.items():
+        if target not in scorecard.boot_errors:
+            scorecard.boot_errors[target] = error
+            scorecard.notes.append(f"{target} could not boot: {error}")
+    scorecard.meta["gate"] = "passed" if session.exitstatus == pytest.ExitCode.OK else "failed"
     scorecard.publish(session.config.stash[_config_key].report)
+
+
+def _update_baseline(baseline: Baseline, scorecard: Scorecard) -> list[str]:
+    """Rewrite the baseline with this run's failures (keeping what the run did not judge); one line per
+    failure added or removed, so none is added silently."""
+    ran = {(row.target, row.contract) for row in scorecard.rows.values()}
+    document = merged(baseline, scorecard.to_json(), ran)
+    baseline.path.parent.mkdir(parents=True, exist_ok=True)
+    baseline.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    added, removed = diff(baseline.keys, recorded_keys(document))
+    return ([f"baseline {baseline.path}: added {line}" for line in added]
+            + [f"baseline {baseline.path}: removed {line}" for line in removed]
+            + [f"baseline {baseline.path} rewritten: {len(added)} added, {len(removed)} removed"])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = ["ManagedProcess", "OwnedProcess", "die_with_parent", "descendants", "stop_all", "tail"]
 
 _PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)  # looked up once: preexec_fn runs between fork and exec
 
 
 def _child_setup(uid: int | None, gid: int | None) -> None:
@@ -31,7 +32,7 @@ def _child_setup(uid: int | None, gid: int | None) -> None:
 
 
 def _set_parent_death_signal(sig: int) -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:

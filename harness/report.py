@@ -11,17 +11,20 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from . import timings
+from .baseline import FIXED, KNOWN, Key
 from .discovery import Finding, read, render_toml
 
 __all__ = ["Row", "Scorecard", "WARNED", "WAIVED"]
 
 WARNED = "warned"
 WAIVED = "waived"
-_ORDER = {"failed": 0, "error": 1, "expired-waiver": 2, WARNED: 3, WAIVED: 4, "skipped": 5, "passed": 6}
+_ORDER = {"failed": 0, "error": 1, "expired-waiver": 2, WARNED: 3, KNOWN: 4, WAIVED: 5, "skipped": 6, FIXED: 7,
+          "passed": 8}
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Row:
     reason: str = ""
     exchange: str = ""
     duration: float = 0.0
+    case: str = ""  # the parametrisation without the target's part: what a baseline matches
 
 
 @dataclass(eq=False)  # registered as a pytest plugin, which must be hashable
@@ -60,6 +64,9 @@ class Scorecard:
     def add(self, report: pytest.TestReport) -> None:
         self.discovered += [found for found in read(report) if found not in self.discovered]
         props = dict(report.user_properties)
+        if "makrx_provider" in props:  # what served the run, not the mode asked for (`auto`)
+            self.meta["services"] = str(props["makrx_provider"])
+            self.meta["services chosen because"] = str(props["makrx_provider_reason"])
         if "contract_id" not in props:
             return
         boot_error = props.get("makrx_boot_error")
@@ -70,7 +77,8 @@ class Scorecard:
                 self.notes.append(f"{target or 'the target'} could not boot: {boot_error}")
         row = self.rows.setdefault(report.nodeid, Row(
             target=str(props.get("makrx_target", "")), area=str(props.get("contract_area", "")),
-            contract=str(props["contract_id"]), level=str(props.get("contract_level", "MUST")), nodeid=report.nodeid))
+            contract=str(props["contract_id"]), level=str(props.get("contract_level", "MUST")), nodeid=report.nodeid,
+            case=str(props.get("makrx_case", ""))))
         row.duration += report.duration
         if report.failed:
             row.outcome = "error" if report.when != "call" else "failed"
@@ -85,17 +93,17 @@ class Scorecard:
             row.outcome = str(props["makrx_outcome"])
             row.reason = str(props.get("makrx_reason", ""))
 
-    def fail_orphan_skips(self) -> list[str]:
+    def fail_orphan_skips(self, known: frozenset[Key] = frozenset()) -> list[str]:
         """A contract may skip because another rule is already broken (`precondition: ... (see OWNER)`) only
         when OWNER fails in the same run; otherwise nothing judged it, and it fails itself (a SHOULD one
-        warns). Returns one line per such contract."""
+        warns; one in the ``known`` baseline is known). Returns one line per such contract."""
         ran = {(row.target, row.contract) for row in self.rows.values()}
         pointers = {row.nodeid: [owner for owner in _owners(row.reason) if (row.target, owner) in ran]
                     for row in self.rows.values() if row.outcome == "skipped"}  # a deselected owner: no verdict
         # Owned: a contract that failed, or one that skipped pointing at an owned one (AUTH-ROLE-FORBIDDEN
         # skipped because AUTH-VALID-TOKEN failed owns what points at it in turn).
         owned = {(row.target, row.contract) for row in self.rows.values()
-                 if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED)}
+                 if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED, KNOWN)}
         grew = True
         while grew:
             before = len(owned)
@@ -107,7 +115,8 @@ class Scorecard:
             owners = pointers.get(row.nodeid, [])
             if not owners or any((row.target, owner) in owned for owner in owners):
                 continue
-            row.outcome = "failed" if row.level == "MUST" else WARNED
+            row.outcome = (KNOWN if (row.target, row.contract, row.case) in known
+                           else "failed" if row.level == "MUST" else WARNED)
             row.reason = (f"not judged: {row.reason}, yet {' / '.join(owners)} did not fail in this run, so no "
                           "contract owns this gap (the backend's shape kept the suite from provoking it)")
             lines.append(f"{row.nodeid}: {row.reason}")
@@ -141,7 +150,7 @@ class Scorecard:
             parts = [f"{c['MUST-passed']}/{must} MUST ok"] if must else []
             if c["SHOULD-total"]:
                 parts.append(f"{c['SHOULD-passed']}/{c['SHOULD-total']} SHOULD ok")
-            for outcome in ("failed", "error", WARNED, WAIVED, "skipped"):
+            for outcome in ("failed", "error", WARNED, KNOWN, WAIVED, FIXED, "skipped"):
                 n = c[f"MUST-{outcome}"] + c[f"SHOULD-{outcome}"]
                 if n:
                     parts.append(f"{n} {outcome}")
@@ -159,6 +168,8 @@ class Scorecard:
             # Phases of this process (the xdist controller starts none: see harness/timings.py).
             "timings": self.timings(),
             "notes": self.notes,
+            # target -> why it could not boot; a lone target's run stops before any row (harness/merge.py).
+            "boot_errors": self.boot_errors,
             "discovered": [asdict(found) for found in self.discovered],
             "contracts": [
                 {"target": t, "area": a, "contract": c, "level": self.verdict(rows).level,
@@ -167,6 +178,21 @@ class Scorecard:
                 for (t, a, c), rows in self.by_contract().items()
             ],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scorecard:
+        """The scorecard another process wrote with `to_json` (a CI job's: harness/merge.py); malformed data
+        raises KeyError, TypeError or ValueError. Its phase timings stay in ``data``: `timings()` is always
+        this process's."""
+        rows = [Row(**case) for contract in data["contracts"] for case in contract["cases"]]
+        duration = float(data["meta"]["duration_s"])
+        return cls(meta={str(key): str(value) for key, value in data["meta"].items() if key != "duration_s"},
+                   rows={row.nodeid: row for row in rows}, notes=[str(note) for note in data["notes"]],
+                   discovered=[Finding(**found) for found in data["discovered"]],
+                   boot_errors={str(target): str(error) for target, error in data.get("boot_errors", {}).items()},
+                   # Started that long ago, so the Markdown and JSON keep the run's own duration.
+                   started=time.monotonic() - duration,
+                   call_seconds=float(data["timings"]["test calls"]["total_s"]))
 
     def to_markdown(self) -> str:
         meta = self.meta
@@ -238,7 +264,8 @@ class Scorecard:
 
 def _icon(outcome: str) -> str:
     return {"passed": "✅ pass", "failed": "❌ FAIL", "error": "💥 error", WARNED: "⚠️ warn", WAIVED: "🏳️ waived",
-            "skipped": "⏭️ skip", "expired-waiver": "❌ expired waiver"}.get(outcome, outcome)
+            "skipped": "⏭️ skip", "expired-waiver": "❌ expired waiver", KNOWN: "📌 known",
+            FIXED: "🎉 fixed — update the baseline"}.get(outcome, outcome)
 
 
 def _first_line(text: str) -> str:
@@ -268,3 +295,14 @@ def _skip_reason(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")
     return str(longrepr)[:300]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m makrx_contracts.harness.report merge CARD.json ... --report=gate.md` (harness/merge.py)."""
+    from .merge import main as merge_main  # merge.py builds on this module: imported when run, not at import
+
+    return merge_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,6 +22,8 @@ SAMPLES = {
     "report": ("out/score.md", __import__("pathlib").Path("out/score.md")),
     "redis_image": ("redis:7.2", "redis:7.2"),
     "postgres_image": ("postgres:16.4", "postgres:16.4"),
+    "baseline": (None, None),  # the file must exist: test_baseline_options_read_a_file
+    "baseline_update": (None, None),
 }
 
 
@@ -82,3 +84,12 @@ def test_strict_markers_clean(pytester: pytest.Pytester) -> None:
             pass
     """)
     pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_baseline_options_read_a_file(pytester: pytest.Pytester) -> None:
+    path = pytester.makefile(".json", baseline='{"contracts": []}')
+    config = pytester.parseconfigure(f"--makrx-baseline={path}", "--makrx-baseline-update")
+    assert (resolve_config(config).baseline, resolve_config(config).baseline_update) == (path, True)
+    pytester.makeini(f"[pytest]\nmakrx_baseline = {path}\nmakrx_baseline_update = true\n")
+    config = pytester.parseconfigure()
+    assert (resolve_config(config).baseline, resolve_config(config).baseline_update) == (path, True)

@@ -1,4 +1,5 @@
-"""Standalone fake Keycloak: ``python -m makrx_contracts.harness.issuer serve --port 8081`` (and ``cases`` to list the catalogue)."""
+"""Standalone fake Keycloak: ``python -m makrx_contracts.harness.issuer serve --port 8081``; ``token`` and ``replay``
+for auth edge cases against a backend that trusts it; ``cases`` lists the catalogue."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from collections.abc import Sequence
 from types import FrameType
 
 from makrx_contracts.harness.errors import HarnessError
+from makrx_contracts.harness.target.launcher import JWKS_TTL_SECONDS
 
+from .remote import DEFAULT_ISSUER
+from .replay import list_cases, print_token, replay
+from .rotation import rotate
 from .server import Issuer
 from .users import User
 
@@ -23,6 +28,28 @@ examples:
        http://127.0.0.1:8081/realms/makrx/protocol/openid-connect/token
   curl -s -X POST http://127.0.0.1:8081/admin/keys/promote      # rotate: new active key
   curl -s -X POST -d '{"kind":"jwks","status":500}' http://127.0.0.1:8081/admin/faults
+"""
+
+_TOKEN_EPILOG = """\
+examples:
+  python -m makrx_contracts.harness.issuer token --list
+  python -m makrx_contracts.harness.issuer token --case alg_none_trailing_dot --audience makrx-reference-api
+  curl -i -H "Authorization: Bearer $(python -m makrx_contracts.harness.issuer token --case expired)" \\
+       http://127.0.0.1:8000/api/v1/me
+"""
+
+_REPLAY_EPILOG = f"""\
+The backend must trust the issuer, e.g. the reference app:
+  KEYCLOAK_URL=http://127.0.0.1:8081 KEYCLOAK_REALM=makrx KEYCLOAK_CLIENT_ID=makrx-api \\
+  KEYCLOAK_PK_TTL_SECONDS={JWKS_TTL_SECONDS} python -m uvicorn makrx_contracts.reference_app.main:app --port 8000
+
+examples:
+  python -m makrx_contracts.harness.issuer replay http://127.0.0.1:8000/api/v1/me
+  python -m makrx_contracts.harness.issuer replay http://127.0.0.1:8000/api/v1/me --case alg_none_trailing_dot expired
+  python -m makrx_contracts.harness.issuer replay http://127.0.0.1:8000/api/v1/me --rotate
+
+exit status: 0 every MUST check as expected (--strict: every check), 1 otherwise, 2 nothing judged (the issuer or
+the backend does not answer, the backend does not trust the issuer, the operation needs no token, a bad name)
 """
 
 
@@ -101,7 +128,66 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "cases", help="list the bad-token catalogue", description="List every bad-token case with its expected verdict."
     )
+    token = commands.add_parser(
+        "token",
+        help="print a bad-token case's token, signed by a running `serve`",
+        epilog=_TOKEN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print one catalogue case's token (a valid token without --case), made by the issuer that "
+        "`serve` runs, so the backend that trusts it can verify the signature. Only the token goes to stdout; "
+        "its level, expected answer and fix go to stderr. --list needs no issuer.",
+    )
+    which = token.add_mutually_exclusive_group()
+    which.add_argument("--case", metavar="NAME", help="the catalogue case (see --list)")
+    which.add_argument("--list", action="store_true", help="list the cases with level and expected answer")
+    _issuer_options(token)
+    replay_cmd = commands.add_parser(
+        "replay",
+        help="send the bad-token catalogue (or a key rotation) to a backend and judge each answer",
+        epilog=_REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Send a valid token, then every catalogue case's token (or the --case ones), to one operation "
+        "of a running backend that trusts the `serve` issuer; print case, level, expected, got, verdict, and a "
+        "curl command for each failure. A bad token answered as the valid one was is accepted.",
+    )
+    replay_cmd.add_argument("url", metavar="URL", help="the operation's URL, e.g. http://127.0.0.1:8000/api/v1/me")
+    replay_cmd.add_argument("--method", default="GET", help="its method (default: %(default)s)")
+    what = replay_cmd.add_mutually_exclusive_group()
+    what.add_argument(
+        "--case", nargs="+", action="extend", default=[], metavar="NAME", help="only these cases (repeatable)"
+    )
+    what.add_argument(
+        "--rotate",
+        action="store_true",
+        help="instead of the cases: rotate the issuer's keys (publish, promote, retire) and check the backend "
+        "follows without a restart; the keys are restored afterwards",
+    )
+    replay_cmd.add_argument(
+        "--ttl",
+        type=float,
+        default=JWKS_TTL_SECONDS,
+        metavar="SECONDS",
+        help="with --rotate: the backend's JWKS cache TTL (its KEYCLOAK_PK_TTL_SECONDS), which bounds the waits "
+        "(default: %(default)s)",
+    )
+    replay_cmd.add_argument("--strict", action="store_true", help="exit 1 on SHOULD failures too")
+    _issuer_options(replay_cmd)
     return parser
+
+
+def _issuer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--issuer",
+        default=DEFAULT_ISSUER,
+        metavar="URL",
+        help="the issuer URL `serve` printed, or its base URL (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--audience",
+        default=None,
+        metavar="AUD",
+        help="aud of the tokens: the backend's KEYCLOAK_CLIENT_ID (default: the one `serve --audience` set)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -184,15 +270,36 @@ def _cases() -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    if args.list:
+        list_cases(sys.stdout)
+    else:
+        print_token(args.case, issuer_url=args.issuer, audience=args.audience, out=sys.stdout, err=sys.stderr)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    common = {"method": args.method, "issuer_url": args.issuer, "audience": args.audience, "strict": args.strict}
+    if args.rotate:
+        return rotate(args.url, ttl=args.ttl, out=sys.stdout, **common)
+    return replay(args.url, cases=args.case, out=sys.stdout, **common)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    run = {"cases": lambda _: _cases(), "token": _token, "replay": _replay}[args.command]
     try:
-        return _cases()
+        return run(args)
+    except HarnessError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `... cases | head`
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

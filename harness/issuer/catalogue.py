@@ -19,6 +19,7 @@ refuses (a numeric-string or missing exp, a future iat, an unknown crit, a kid t
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -927,11 +928,17 @@ CATALOGUE: Final[tuple[Case, ...]] = tuple(_REGISTRY.values())
 
 
 def get(name: str) -> Case:
-    """The case called ``name``; IssuerError listing the names when there is none."""
+    """The case called ``name``; IssuerError naming close matches (or every name) when there is none."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise IssuerError(f"no bad-token case {name!r}", fix="use one of: " + ", ".join(_REGISTRY)) from None
+        close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
+        fix = (
+            f"did you mean {', '.join(close)}? (`python -m makrx_contracts.harness.issuer token --list` lists all)"
+            if close
+            else "use one of: " + ", ".join(_REGISTRY)
+        )
+        raise IssuerError(f"no bad-token case {name!r}", fix=fix) from None
 
 
 def names(verdict: Verdict | None = None, tag: str | None = None) -> list[str]:

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from makrx_contracts.harness.errors import IssuerError
 
+from . import catalogue
 from ._http import HttpServer, Reply, Request, json_reply, sleep_unless
 from ._jose import StrictVerifier, TokenRejected, b64url_decode
 from .attacker import AttackerServer
@@ -817,8 +818,9 @@ class Issuer:
         }
 
     def _admin(self, request: Request) -> Reply:
-        """``GET /admin`` (state and help), ``POST /admin/keys/next|promote|retire``, ``POST/DELETE /admin/faults``,
-        ``POST /admin/clock``, ``POST /admin/fetches/reset``, ``POST /admin/down``, ``POST /admin/reset``."""
+        """``GET /admin`` (state and help), ``POST /admin/tokens``, ``POST /admin/keys/next|promote|retire|reset``,
+        ``POST/DELETE /admin/faults``, ``POST /admin/clock``, ``POST /admin/fetches/reset``, ``POST /admin/down``,
+        ``POST /admin/reset``."""
         path, method = request.path.rstrip("/"), request.method
         try:
             body = request.json() if method == "POST" else {}
@@ -829,6 +831,8 @@ class Issuer:
         try:
             if path in ("/admin", "/admin/state") and method == "GET":
                 return json_reply(200, {**self.admin_state(), "endpoints": _ADMIN_HELP})
+            if path == "/admin/tokens" and method == "POST":
+                return self._admin_token(body)
             if path == "/admin/keys" and method == "GET":
                 return json_reply(200, {"keys": self.keys.snapshot()})
             if path == "/admin/keys/next" and method == "POST":
@@ -840,6 +844,9 @@ class Issuer:
             if path == "/admin/keys/retire" and method == "POST":
                 retired = self.keys.retire(body.get("kid"))
                 return json_reply(200, {"retired": [k.kid for k in retired], "keys": self.keys.snapshot()})
+            if path == "/admin/keys/reset" and method == "POST":
+                self.keys.reset()
+                return json_reply(200, {"keys": self.keys.snapshot()})
             if path == "/admin/faults" and method == "GET":
                 return json_reply(200, {"faults": self.faults.active()})
             if path == "/admin/faults" and method == "POST":
@@ -859,13 +866,17 @@ class Issuer:
                 self.clock_offset = float(body.get("offset", 0))
                 return json_reply(200, {"clock_offset": self.clock_offset})
             if path == "/admin/fetches" and method == "GET":
+                kind = next(iter(request.query.get("kind", [])), None)
+                if kind is not None and kind not in FETCH_KINDS:
+                    return json_reply(400, {"error": f"unknown fetch kind {kind!r}", "fix": f"one of {FETCH_KINDS}"})
                 return json_reply(
                     200,
                     {
                         "fetches": self.fetch_counts(),
+                        "now": time.time(),  # "at" minus "now" is an age that needs no synchronised clocks
                         "clients": [
-                            {"kind": f.kind, "ip": f.client_ip, "user_agent": f.user_agent}
-                            for f in self.fetch_log()[-200:]
+                            {"kind": f.kind, "ip": f.client_ip, "user_agent": f.user_agent, "at": f.at}
+                            for f in self.fetch_log(kind)[-200:]
                         ],
                     },
                 )
@@ -884,6 +895,43 @@ class Issuer:
         except (TypeError, ValueError) as exc:
             return json_reply(400, {"error": str(exc)})
         return json_reply(404, {"error": f"no admin endpoint {method} {path}", "endpoints": _ADMIN_HELP})
+
+    def _admin_token(self, body: Mapping[str, Any]) -> Reply:
+        """``POST /admin/tokens {"case": NAME, "audience": AUD}``: the case's token, prepared and signed here, so
+        another process gets tokens of this issuer's keys; without a case, a valid token. ``keys_changed`` says
+        the case changed the key state (``POST /admin/keys/reset`` restores it; the token needs that state)."""
+        name, audience = body.get("case"), body.get("audience")
+        if not isinstance(name, str | None) or not isinstance(audience, str | None):
+            return json_reply(400, {"error": "case and audience must be strings"})
+        default = self.default_audience
+        aud = audience or (default if isinstance(default, str) else list(default)[0])
+        issued: dict[str, Any] = {"issuer": self.issuer_url, "audience": aud}
+        if not name:
+            return json_reply(200, {**issued, "case": None, "token": self.mint(audience=aud)})
+        try:
+            case = catalogue.get(name)
+        except IssuerError as exc:
+            return json_reply(404, {"error": exc.message, "fix": exc.fix})
+        if not case.applies(self):
+            return json_reply(409, {"error": f"case {name!r} does not apply to a {self.algorithm} issuer"})
+        before = self.keys.snapshot()
+        case.prepare(self)
+        token = case.build(self, aud)
+        return json_reply(
+            200,
+            {
+                **issued,
+                "case": case.name,
+                "token": token,
+                "description": case.description,
+                "level": case.level,
+                "verdict": case.verdict.name,
+                "statuses": sorted(case.verdict.statuses),
+                "expected": str(case.verdict),
+                "hint": case.hint,
+                "keys_changed": self.keys.snapshot() != before,
+            },
+        )
 
     def _down_for(self, seconds: float) -> None:
         """Go down shortly (after the admin reply is written), come back up after ``seconds``."""
@@ -904,13 +952,16 @@ class Issuer:
 
 _ADMIN_HELP = {
     "GET /admin": "state: keys, faults, clock offset, fetch counts",
+    "POST /admin/tokens": 'body {"case": NAME, "audience": AUD}: that bad-token case\'s token, its keys prepared '
+    'here (see "keys_changed"), with level, verdict and hint; without a case, a valid token',
     "POST /admin/keys/next": "publish the next key (not yet signing)",
     "POST /admin/keys/promote": "next key becomes active, the old one passive (still published)",
     "POST /admin/keys/retire": 'unpublish passive keys (body {"kid": ...} for one)',
+    "POST /admin/keys/reset": "keys back to the initial state (one active key): undoes a case's or a rotation's keys",
     "POST /admin/faults": 'body {"kind": "jwks", "status": 500 | "delay": 5 | "garbage": "truncated"}',
     "DELETE /admin/faults": "clear all faults (?kind=jwks for one)",
     "POST /admin/clock": 'body {"offset": seconds}',
-    "GET /admin/fetches": "fetch counts per endpoint kind",
+    "GET /admin/fetches": "fetch counts per endpoint kind, the last 200 requests with their time (?kind=jwks)",
     "POST /admin/fetches/reset": "zero the fetch counts",
     "POST /admin/down": 'body {"seconds": 5}: close the port, reopen after that long',
     "POST /admin/reset": "clear faults, clock, counts; keys back to the initial state",

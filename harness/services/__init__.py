@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .base import PostgresService, RedisService
-from .provider import MODES, Services, provide_services
+from .provider import MODES, Services, choose, provide_services
 
-__all__ = ["PostgresService", "RedisService", "Services", "provide_services", "MODES"]
+__all__ = ["PostgresService", "RedisService", "Services", "choose", "provide_services", "MODES"]

@@ -18,7 +18,7 @@ from .external import (
     ExternalRedis,
 )
 
-__all__ = ["MODES", "Services", "provide_services"]
+__all__ = ["MODES", "Services", "choose", "provide_services"]
 
 MODES = ("auto", "external", "docker", "embedded")
 # After external URLs, `auto` takes the first provider here that can supply a service; a forced mode
@@ -144,10 +144,24 @@ def _reason(plan: dict[str, _Choice], mode: str, urls: dict[str, str | None],
     ignored = [_OPTION[k] for k in SERVICE_KINDS if urls[k] and plan[k].provider is not None]
     if ignored:
         parts.append(f"{' and '.join(ignored)} ignored")
-    details = [d for d in (_describe(services[k], _LABEL[k]) for k in SERVICE_KINDS) if d]
+    details = [d for d in (_describe(services[k], _LABEL[k]) for k in SERVICE_KINDS if k in services) if d]
     if details:
         parts.append(", ".join(details))
     return "; ".join(parts)
+
+
+def choose(mode: str = "auto", *, redis_url: str | None = None, database_url: str | None = None,
+           redis_image: str | None = None, postgres_image: str | None = None) -> str:
+    """Which provider would serve a run, and why, without starting anything (the run header's line)."""
+    images = {"redis": redis_image, "postgres": postgres_image}
+    providers = [cls(workdir=Path("."), images=images) for cls in CHAIN]
+    urls = {"postgres": database_url or None, "redis": redis_url or None}
+    try:
+        plan = _plan(mode, urls, providers)
+    except ServiceError as exc:
+        return f"none ({exc.message})"
+    names = {plan[kind].name for kind in SERVICE_KINDS}
+    return f"{names.pop() if len(names) == 1 else 'mixed'} ({_reason(plan, mode, urls, {})})"
 
 
 def provide_services(
