@@ -21,6 +21,7 @@ from makrx_contracts.harness.errorshape import parse_error_body
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
+from makrx_contracts.harness.issuer.tokens import primary_audience
 from makrx_contracts.harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.ports import SourceAddresses
@@ -322,8 +323,7 @@ def test_mutated_tokens_get_the_right_answer(trusted: None, caller: Caller, makr
         pytest.skip(f"precondition: the bad-token catalogue already fails ({', '.join(failing[:4])}"
                     f"{', ...' if len(failing) > 4 else ''}; see AUTH-BAD-TOKEN)")
     seed = makrx_config.seed if makrx_config.seed is not None else random.getrandbits(32)
-    audience = makrx_issuer.default_audience
-    audience = audience if isinstance(audience, str) else list(audience)[0]
+    audience = primary_audience(makrx_issuer.default_audience)
 
     unanswered: list[tuple[str, str]] = []  # (details, what happened): reported after the run, unshrunk
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
 from makrx_contracts.harness.errorshape import leaks_in
-from makrx_contracts.harness.provoke import database_outage
+from makrx_contracts.harness.provoke import outage
 
 pytestmark = pytest.mark.health
 
@@ -104,7 +103,7 @@ def test_readiness_follows_the_database(makrx_client: ContractClient, makrx_laun
     """
     path, *_ = _answering(makrx_client, READINESS)
     live_paths = _answering(makrx_client, LIVENESS)
-    with database_outage(makrx_services.postgres):
+    with outage(makrx_services.postgres, "the database"):
         down = expect_eventually(_get(makrx_client, path), _is(503), timeout=8, expected="503 within 8 s",
                                  title=f"readiness {path} must answer 503 while the database is down")
         found = leaks_in(down.text, (makrx_services.postgres.password,))
@@ -132,19 +131,6 @@ def test_readiness_follows_keycloak(makrx_client: ContractClient, makrx_launcher
         makrx_issuer.come_up()
     expect_eventually(_get(makrx_client, path), _is(200), timeout=15, expected="200 again, without a restart",
                       title=f"readiness {path} must recover after Keycloak returns")
-
-
-@contextmanager
-def _redis_outage(makrx_services) -> Iterator[None]:
-    """Stop the harness's Redis for the block; always start it again."""
-    redis = makrx_services.redis
-    if not getattr(redis, "owns_process", False):
-        pytest.skip("Redis is external (not started by the harness), so it cannot be stopped")
-    redis.stop()
-    try:
-        yield
-    finally:
-        redis.start()
 
 
 # Failing readiness checks a body may name to declare Redis a readiness dependency of its own.
@@ -182,7 +168,7 @@ def test_liveness_survives_a_redis_outage(makrx_client: ContractClient, makrx_la
     CONVENTIONS, Readiness ("treat /health as liveness") and Rate Limiting ("in-memory fallback").
     """
     paths = _answering(makrx_client, LIVENESS)
-    with _redis_outage(makrx_services):
+    with outage(makrx_services.redis, "Redis"):
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
             expect(response.status_code == 200, f"liveness {path} failed while Redis was down",
@@ -199,7 +185,7 @@ def test_readiness_survives_a_redis_outage(makrx_client: ContractClient, makrx_l
     CONVENTIONS, Readiness ("with DB and Keycloak checks") and Rate Limiting ("in-memory fallback").
     """
     paths = _answering(makrx_client, READINESS)
-    with _redis_outage(makrx_services):
+    with outage(makrx_services.redis, "Redis"):
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
             declared = response.status_code == 503 and _declares_redis(response)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -20,9 +20,9 @@ from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect_eventually, violation
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.faults import FAULTABLE
-from makrx_contracts.harness.provoke import Provoker, RateOp, database_outage
+from makrx_contracts.harness.provoke import Provoker, RateOp, frozen, outage
 
-from .test_health import LIVENESS, READINESS, _answering, _declares_redis, _redis_outage
+from .test_health import LIVENESS, READINESS, _answering, _declares_redis
 
 pytestmark = pytest.mark.health
 
@@ -31,18 +31,6 @@ READY_WITHIN = 10.0  # seconds until readiness says 503 after the dependency fro
 RECOVER_WITHIN = 20.0  # seconds until readiness says 200 again after it resumed
 ISSUER_DELAY = 60.0  # how late a hung Keycloak answers: far beyond any probe's timeout
 REQUEST_BOUND = 20.0  # seconds an everyday request may take while the database hangs
-
-
-@contextmanager
-def paused(service: Any, what: str) -> Iterator[None]:
-    """Freeze ``service`` (SIGSTOP, `docker pause`) for the block; always resume it."""
-    if not getattr(service, "owns_process", False):
-        pytest.skip(f"{what} is external (not started by the harness), so it cannot be paused")
-    service.pause()
-    try:
-        yield
-    finally:
-        service.unpause()
 
 
 @contextmanager
@@ -144,15 +132,6 @@ def _judge_hang(client: ContractClient, dependency: Dependency, *,
                       title=f"readiness {path} must recover once the dependency resumes")
 
 
-@contextmanager
-def _issuer_down(issuer: Issuer) -> Iterator[None]:
-    issuer.go_down()
-    try:
-        yield
-    finally:
-        issuer.come_up()
-
-
 @pytest.mark.contract("HEALTH-READY-DB-HANG", level=MUST)
 def test_readiness_answers_while_the_database_hangs(makrx_client: ContractClient, makrx_launcher,
                                                     makrx_services) -> None:
@@ -163,8 +142,8 @@ def test_readiness_answers_while_the_database_hangs(makrx_client: ContractClient
     CONVENTIONS, Readiness: "with DB ... checks"; a probe that hangs is a probe that fails late.
     """
     postgres = makrx_services.postgres
-    _judge_hang(makrx_client, Dependency("the database", lambda: paused(postgres, "the database"),
-                                         lambda: database_outage(postgres), "HEALTH-READY-DB", "HEALTH-READY-DB"))
+    _judge_hang(makrx_client, Dependency("the database", lambda: frozen(postgres, "the database"),
+                                         lambda: outage(postgres, "the database"), "HEALTH-READY-DB", "HEALTH-READY-DB"))
 
 
 @pytest.mark.contract("HEALTH-READY-KEYCLOAK-HANG", level=MUST)
@@ -176,7 +155,7 @@ def test_readiness_answers_while_keycloak_hangs(makrx_client: ContractClient, ma
     CONVENTIONS, Readiness: "with DB and Keycloak checks".
     """
     _judge_hang(makrx_client, Dependency("Keycloak", lambda: hung_issuer(makrx_issuer),
-                                         lambda: _issuer_down(makrx_issuer), "HEALTH-READY-KEYCLOAK",
+                                         makrx_issuer.outage, "HEALTH-READY-KEYCLOAK",
                                          "HEALTH-READY-KEYCLOAK"))
 
 
@@ -202,7 +181,7 @@ def test_probes_answer_while_redis_hangs(makrx_client: ContractClient, makrx_lau
     CONVENTIONS, Readiness and Rate Limiting ("in-memory fallback").
     """
     redis = makrx_services.redis
-    _judge_hang(makrx_client, Dependency("Redis", lambda: paused(redis, "Redis"), lambda: _redis_outage(makrx_services),
+    _judge_hang(makrx_client, Dependency("Redis", lambda: frozen(redis, "Redis"), lambda: outage(redis, "Redis"),
                                          "HEALTH-READY-REDIS-DOWN", "HEALTH-LIVE-REDIS-DOWN"),
                 readiness=_redis_readiness_problem)
 
@@ -281,7 +260,7 @@ def test_everyday_requests_answer_while_a_dependency_hangs(provoker: Provoker, m
     if not ops:
         pytest.skip("precondition: no everyday request answers below 500 with every dependency up (tried: "
                     + ", ".join(f"{op} {status}" for op, status in before.items()) + ")")
-    with paused(getattr(makrx_services, hang.service), hang.what):
+    with frozen(getattr(makrx_services, hang.service), hang.what):
         during = _ask(provoker, ops, hang.bound)
     wrong = [answer for answer in during if answer.response is None
              or (hang.same_answer and answer.status != before[str(answer.op)])]
@@ -289,7 +268,7 @@ def test_everyday_requests_answer_while_a_dependency_hangs(provoker: Provoker, m
         first = wrong[0]
         received = "; ".join(f"{answer.op}: {answer.status} (before: {before[str(answer.op)]})" for answer in wrong)
         if hang.same_answer and first.response is not None:
-            with _redis_outage(makrx_services):
+            with outage(makrx_services.redis, "Redis"):
                 gone = _ask(provoker, [first.op], hang.bound)[0]
             if gone.status != before[str(first.op)]:
                 pytest.skip(f"precondition: {first.op} answers {gone.status} with Redis gone too, not only while it "

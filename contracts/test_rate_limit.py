@@ -13,7 +13,6 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,16 +198,6 @@ def _owned_redis(services: Any) -> Any:
     return redis
 
 
-@contextmanager
-def redis_outage(redis: Any) -> Iterator[None]:
-    """Stop Redis for the block; always start it again."""
-    redis.stop()
-    try:
-        yield
-    finally:
-        redis.start()
-
-
 def shared_burst(fresh: Callable[..., list[ContractClient]], a: RunningTarget, b: RunningTarget,
                  limit: Limit) -> Burst:
     """From one new address, alternate between ``a`` and ``b`` until 429; stop past the shared ceiling."""
@@ -341,7 +330,7 @@ def test_redis_outage_falls_back_to_memory(makrx_target: RunningTarget, second_i
     if before.server_errors:
         pytest.skip(f"precondition: {found.op} answers {before.server_errors[0].status_code} already with "
                     "Redis up (a server error, not a rate-limit matter)")
-    with redis_outage(redis):
+    with redis.outage():
         during = [burst([midway], found.op, 3), burst(fresh(second_instance), found.op, 3)]
         down = burst(fresh(makrx_target), found.op, found.budget)
     errors = [r for seen in (*during, down) for r in seen.server_errors]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +15,10 @@ import pytest
 from .access import Protection, is_health_path, rule_for
 from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
+from .services.base import Faults
 from .target.settings import RoleRule, TargetSettings, parse_operation
 
-__all__ = ["Provoker", "RateOp", "database_outage", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
+__all__ = ["Provoker", "RateOp", "outage", "frozen", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
 
 KINDS = ("200", "401", "403", "404", "405", "422", "429", "5xx", "preflight")
 LOCAL_ORIGIN = "http://localhost:3000"
@@ -285,13 +286,16 @@ class Provoker:
         }[kind]()
 
 
-@contextmanager
-def database_outage(postgres: Any) -> Iterator[None]:
-    """Stop the database for the block; always start it again."""
-    if not getattr(postgres, "owns_process", False):
-        pytest.skip("the database is external (not started by the harness), so it cannot be stopped")
-    postgres.stop()
-    try:
-        yield
-    finally:
-        postgres.start()
+def outage(service: Faults, what: str) -> AbstractContextManager[None]:
+    """``service`` stopped for the block (``Faults.outage``); the contract skips for one the harness did not
+    start, since it may not stop it."""
+    if not service.owns_process:
+        pytest.skip(f"{what} is external (not started by the harness), so it cannot be stopped")
+    return service.outage()
+
+
+def frozen(service: Faults, what: str) -> AbstractContextManager[None]:
+    """``service`` paused for the block (``Faults.frozen``); skips for an external one, as ``outage``."""
+    if not service.owns_process:
+        pytest.skip(f"{what} is external (not started by the harness), so it cannot be paused")
+    return service.frozen()

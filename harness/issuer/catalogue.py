@@ -32,6 +32,7 @@ from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, compact, json_segment
 from .attacker import AttackerServer
+from .tokens import primary_audience
 
 if TYPE_CHECKING:
     from .keys import Key
@@ -118,10 +119,7 @@ class Case:
                 f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
                 fix="filter with case.applies(issuer) or BadTokens.cases",
             )
-        aud = audience if audience is not None else issuer.default_audience
-        if not isinstance(aud, str):
-            aud = list(aud)[0]
-        return self.builder(_Ctx(issuer, aud, options))
+        return self.builder(_Ctx(issuer, primary_audience(issuer.default_audience if audience is None else audience), options))
 
 
 class _Ctx:

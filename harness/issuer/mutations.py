@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from ._jose import b64url, compact, json_segment
 from .catalogue import LEEWAY
+from .tokens import primary_audience
 
 if TYPE_CHECKING:
     from .server import Issuer
@@ -100,7 +101,7 @@ class _Ctx:
     def __init__(self, issuer: Issuer, audience: str | None) -> None:
         aud = audience if audience is not None else issuer.default_audience
         self.issuer = issuer
-        self.audience: str = aud if isinstance(aud, str) else list(aud)[0]
+        self.audience = primary_audience(aud)
         self.key = issuer.keys.active
         self.now = issuer.now()
         self.claims: dict[str, Any] = issuer.claims(audience=self.audience, user=0)

@@ -10,7 +10,8 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from ._jose import StrictVerifier, TokenRejected, b64url_decode
 from .attacker import AttackerServer
 from .faults import FAULTABLE, GARBAGE_BODIES, Faults
 from .keys import _USE_DEFAULT, KeySet
-from .tokens import DEFAULT_SCOPE, TokenFactory
+from .tokens import DEFAULT_SCOPE, TokenFactory, primary_audience
 from .users import User, UserDirectory, service_account
 
 __all__ = ["Issuer", "Fetch", "FETCH_KINDS"]
@@ -191,6 +192,15 @@ class Issuer:
         if self._http is not None:
             self._http.close()
 
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """Down for the block (``go_down``), up again after it, also when the block fails."""
+        self.go_down()
+        try:
+            yield
+        finally:
+            self.come_up()
+
     def come_up(self) -> None:
         """Listen again on the same port; raises IssuerError if something else took it meanwhile."""
         if self._stopped or (self._http is None and self._public_base_url is None):
@@ -273,7 +283,7 @@ class Issuer:
     def backend_env(self, client_id: str | None = None, *, pk_ttl_seconds: float = 2) -> dict[str, str]:
         """The ``KEYCLOAK_*`` environment a conventions-following backend reads (SPEC §2)."""
         audience = self.tokens.default_audience
-        client = client_id or (audience if isinstance(audience, str) else audience[0])
+        client = client_id or primary_audience(audience)
         return {
             "KEYCLOAK_URL": self.base_url,
             "KEYCLOAK_REALM": self.realm,

@@ -17,11 +17,16 @@ from ._jose import b64url, compact, json_segment, sign_bytes
 from .keys import Key, KeySet
 from .users import User, UserDirectory
 
-__all__ = ["TokenFactory", "DEFAULT_SCOPE"]
+__all__ = ["TokenFactory", "DEFAULT_SCOPE", "primary_audience"]
 
 DEFAULT_SCOPE = "openid profile email"
 _KEEP: Any = object()
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def primary_audience(audience: str | Sequence[str]) -> str:
+    """The audience a token is first meant for: the one given, or the first of several (the client id)."""
+    return audience if isinstance(audience, str) else list(audience)[0]
 
 
 def _urlsafe(data: bytes) -> str:
@@ -124,7 +129,7 @@ class TokenFactory:
             "aud": aud,
             "sub": who.sub,
             "typ": "Bearer",
-            "azp": aud if isinstance(aud, str) else (aud[0] if aud else "account"),
+            "azp": primary_audience(aud) if aud else "account",
             "sid": session,
             "session_state": session,
             "acr": "1",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from psycopg import sql
 
 from ..errors import ServiceError
 
-__all__ = ["PostgresService", "RedisService", "Provider", "SERVICE_KINDS", "postgres_url", "redacted"]
+__all__ = ["Faults", "PostgresService", "RedisService", "Provider", "SERVICE_KINDS", "postgres_url", "redacted"]
 
 # Names a caller may create: unquoted-identifier shape, lower case so the URL and psql agree.
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -42,11 +43,51 @@ def redacted(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-class PostgresService(ABC):
+class Faults(ABC):
+    """Fault injection every service offers: stop/start, pause/unpause, and blocks built on them that
+    always restore the service."""
+
+    owns_process: ClassVar[bool]  # False: external, so the harness may not stop or pause it
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the server; ``start()`` brings it back on the same port with the same data."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the server again after ``stop()``; returns once it answers."""
+
+    @abstractmethod
+    def pause(self) -> None:
+        """Freeze the server: requests hang instead of failing (SIGSTOP, `docker pause`)."""
+
+    @abstractmethod
+    def unpause(self) -> None:
+        """Undo ``pause()``."""
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """Stopped for the block, started again after it, also when the block fails."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Paused for the block, resumed after it, also when the block fails."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.unpause()
+
+
+class PostgresService(Faults):
     """A Postgres server the backend under test can use; subclasses say who runs it."""
 
     provider: ClassVar[str]
-    owns_process: ClassVar[bool]
     host: str
     port: int
     user: str
@@ -109,22 +150,6 @@ class PostgresService(ABC):
             raise ServiceError(f"could not {what} on {redacted(self.url)}", details=str(exc)) from exc
 
     @abstractmethod
-    def stop(self) -> None:
-        """Stop the server (fault injection); ``start()`` brings it back on the same port with the same data."""
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the server again after ``stop()``; returns once it accepts connections."""
-
-    @abstractmethod
-    def pause(self) -> None:
-        """Freeze the server: connections hang instead of failing (SIGSTOP for a local process)."""
-
-    @abstractmethod
-    def unpause(self) -> None:
-        """Undo ``pause()``."""
-
-    @abstractmethod
     def close(self) -> None:
         """Final teardown: nothing of this service keeps running; safe to call twice."""
 
@@ -132,11 +157,10 @@ class PostgresService(ABC):
         return f"<{type(self).__name__} {redacted(self.url)}>"
 
 
-class RedisService(ABC):
+class RedisService(Faults):
     """A Redis server the backend under test can use; subclasses say who runs it."""
 
     provider: ClassVar[str]
-    owns_process: ClassVar[bool]
     host: str
     port: int
     url: str
@@ -154,22 +178,6 @@ class RedisService(ABC):
                 client.flushall()
         except redis.RedisError as exc:
             raise ServiceError(f"could not flush Redis at {redacted(self.url)}", details=str(exc)) from exc
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Stop the server (fault injection); ``start()`` brings it back on the same port."""
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start the server again after ``stop()``; returns once it answers PING."""
-
-    @abstractmethod
-    def pause(self) -> None:
-        """Freeze the server: commands hang instead of failing (SIGSTOP for a local process)."""
-
-    @abstractmethod
-    def unpause(self) -> None:
-        """Undo ``pause()``."""
 
     @abstractmethod
     def close(self) -> None:
