@@ -18,7 +18,7 @@ from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.provoke import Provoker
+from makrx_contracts.harness.provoke import Provoker, outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.target.source import mount_prefixes
 from makrx_contracts.harness.target.resolve import TargetSpec
@@ -50,13 +50,13 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
         request.addfinalizer(client.close)
         return client
 
-    def outage() -> Any:
+    def database_down() -> Any:
         if not makrx_target.restartable:
             pytest.skip("a URL target's database is not the harness's to stop")
         return outage(request.getfixturevalue("makrx_services").postgres, "the database")
 
     mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
-    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, outage,
+    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, database_down,
                     makrx_config.rate_budget, lambda: request.getfixturevalue("protection"),
                     auth_probe=lambda: request.getfixturevalue("protected_operation"),
                     discovered=request.getfixturevalue("discovered"))
