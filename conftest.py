@@ -14,11 +14,15 @@ REQUIRE_DOCKER_ENV = "MAKRX_REQUIRE_DOCKER"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "docker: needs a Docker engine and the redis:7/postgres:16 images (bash ci/docker-setup.sh); "
-        f"skips LOUDLY without one, fails instead when {REQUIRE_DOCKER_ENV}=1.")
+        "markers",
+        "docker: needs a Docker engine and the redis:7/postgres:16 images (bash ci/docker-setup.sh); "
+        f"skips LOUDLY without one, fails instead when {REQUIRE_DOCKER_ENV}=1.",
+    )
     config.addinivalue_line(
-        "markers", "detection: the rest of the broken-variant catalogue (~20 min on 2 cores); deselected by "
-        "default, run with `pytest -m detection -n 2` (.ci/run does).")
+        "markers",
+        "detection: the rest of the broken-variant catalogue (~20 min on 2 cores); deselected by "
+        "default, run with `pytest -m detection -n 2` (.ci/run does).",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +41,10 @@ def docker_engine() -> None:
             problem = f"image(s) {', '.join(missing)} not present locally"
     if problem is None:
         return
-    reason = (f"NO DOCKER — the docker provider was NOT tested: {problem}. "
-              "Run `bash ci/docker-setup.sh` (root; installs docker.io, starts dockerd, builds the images).")
+    reason = (
+        f"NO DOCKER — the docker provider was NOT tested: {problem}. "
+        "Run `bash ci/docker-setup.sh` (root; installs docker.io, starts dockerd, builds the images)."
+    )
     if os.environ.get(REQUIRE_DOCKER_ENV) == "1":
         pytest.fail(f"{REQUIRE_DOCKER_ENV}=1 but {reason}", pytrace=False)
     warnings.warn(pytest.PytestWarning(reason), stacklevel=1)

@@ -33,8 +33,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COMMAND = [sys.executable, "-m", "pytest", "--makrx-target=reference", "--makrx-services=embedded", "-q",
-           "-p", "no:cacheprovider"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "pytest",
+    "--makrx-target=reference",
+    "--makrx-services=embedded",
+    "-q",
+    "-p",
+    "no:cacheprovider",
+]
 BACKEND_PHASES = ("backend boot", "backend migrations")
 
 
@@ -44,8 +52,14 @@ def timed_run(env: dict[str, str], *extra: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as out:
         report = Path(out) / "scorecard.md"
         start = time.perf_counter()
-        done = subprocess.run([*COMMAND, *extra, f"--makrx-report={report}"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [*COMMAND, *extra, f"--makrx-report={report}"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         wall = time.perf_counter() - start
         if done.returncode != 0:
             sys.exit(f"gate failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
@@ -53,17 +67,29 @@ def timed_run(env: dict[str, str], *extra: str) -> dict[str, float]:
     backend = sum(spent.get(name, {}).get("total_s", 0.0) for name in BACKEND_PHASES)
     contracts = spent["test calls"]["total_s"]
     requests = spent.get("requests", {}).get("total_s", 0.0)  # outside test calls only
-    return {"wall": wall, "backend": backend, "contracts": contracts, "requests": requests,
-            "overhead": wall - backend - contracts - requests,
-            "services": spent.get("services", {}).get("total_s", 0.0), "issuer": spent.get("issuer", {}).get("total_s", 0.0)}
+    return {
+        "wall": wall,
+        "backend": backend,
+        "contracts": contracts,
+        "requests": requests,
+        "overhead": wall - backend - contracts - requests,
+        "services": spent.get("services", {}).get("total_s", 0.0),
+        "issuer": spent.get("issuer", {}).get("total_s", 0.0),
+    }
 
 
 def row(label: str, runs: list[dict[str, float]], *, parts: bool = True) -> str:
     """Medians of ``runs``; with ``parts``, the wall split into backend, contracts, requests, overhead."""
     med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-    split = (f" = backend {med['backend']:5.2f} + contracts {med['contracts']:5.2f}"
-             f" + fixture requests {med['requests']:5.2f} + overhead {med['overhead']:5.2f}"
-             f" (services {med['services']:.2f}, issuer {med['issuer']:.3f})") if parts else ""
+    split = (
+        (
+            f" = backend {med['backend']:5.2f} + contracts {med['contracts']:5.2f}"
+            f" + fixture requests {med['requests']:5.2f} + overhead {med['overhead']:5.2f}"
+            f" (services {med['services']:.2f}, issuer {med['issuer']:.3f})"
+        )
+        if parts
+        else ""
+    )
     return f"{label:<20} wall {med['wall']:6.2f} s{split}   walls {[round(run['wall'], 1) for run in runs]}"
 
 
@@ -98,8 +124,10 @@ def main() -> None:
     def ratio(slow: list[dict[str, float]], fast: list[dict[str, float]]) -> float:
         return statistics.median(r["wall"] for r in slow) / statistics.median(r["wall"] for r in fast)
 
-    print(f"cold / warm wall    {ratio(cold, warm):.2f}x;  serial / -n {args.workers}: cold {ratio(cold, cold_n):.2f}x,"
-          f" warm {ratio(warm, warm_n):.2f}x")
+    print(
+        f"cold / warm wall    {ratio(cold, warm):.2f}x;  serial / -n {args.workers}: cold {ratio(cold, cold_n):.2f}x,"
+        f" warm {ratio(warm, warm_n):.2f}x"
+    )
 
 
 if __name__ == "__main__":

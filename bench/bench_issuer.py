@@ -11,7 +11,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jwt
-
 from makrx_contracts.harness.issuer import Issuer
 
 

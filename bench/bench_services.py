@@ -34,13 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil  # noqa: E402  (imported before fork: the child may not read /root as nobody)
-import psycopg  # noqa: E402
-import redis  # noqa: E402
-
-from makrx_contracts.harness.ports import free_port  # noqa: E402
-from makrx_contracts.harness.services.cache import RunAs, cache_root, run_as  # noqa: E402
-from makrx_contracts.harness.services.embedded import (  # noqa: E402
+import psutil
+import psycopg
+import redis
+from makrx_contracts.harness.ports import free_port
+from makrx_contracts.harness.services.cache import RunAs, cache_root, run_as
+from makrx_contracts.harness.services.embedded import (
     PG_SETTINGS,
     EmbeddedPostgres,
     EmbeddedRedis,
@@ -53,9 +52,8 @@ try:
     from pytest_postgresql.executors import PostgreSQLExecutor
 except ImportError:  # older layout
     from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
-from pytest_redis.executor import RedisExecutor  # noqa: E402
-
-from makrx_contracts.harness.services import docker as docker_provider  # noqa: E402
+from makrx_contracts.harness.services import docker as docker_provider
+from pytest_redis.executor import RedisExecutor
 
 _ = psutil  # mirakuru uses it when stopping
 
@@ -98,17 +96,27 @@ def _own_dir(path: Path, who: RunAs | None) -> Path:
 def pytest_postgresql_start(pg_ctl: Path, workdir: Path) -> float:
     port = free_port()
     password = "bench-secret"
-    postgres_options = " ".join(f"-c {key}={value}" for key, value in PG_SETTINGS.items()
-                                if key not in ("logging_collector", "log_destination"))
+    postgres_options = " ".join(
+        f"-c {key}={value}" for key, value in PG_SETTINGS.items() if key not in ("logging_collector", "log_destination")
+    )
     executor = PostgreSQLExecutor(
-        executable=str(pg_ctl), host="127.0.0.1", port=port, datadir=str(workdir / "data"),
-        unixsocketdir=str(workdir), logfile=str(workdir / "postgres.log"), startparams="-w",
-        dbname="makrx", user="makrx", password=password, postgres_options=postgres_options,
+        executable=str(pg_ctl),
+        host="127.0.0.1",
+        port=port,
+        datadir=str(workdir / "data"),
+        unixsocketdir=str(workdir),
+        logfile=str(workdir / "postgres.log"),
+        startparams="-w",
+        dbname="makrx",
+        user="makrx",
+        password=password,
+        postgres_options=postgres_options,
     )
     started = time.monotonic()
     executor.start()
-    with psycopg.connect(host="127.0.0.1", port=port, user="makrx", password=password, dbname="postgres",
-                         connect_timeout=5):
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="makrx", password=password, dbname="postgres", connect_timeout=5
+    ):
         pass
     seconds = time.monotonic() - started
     executor.stop()
@@ -117,8 +125,15 @@ def pytest_postgresql_start(pg_ctl: Path, workdir: Path) -> float:
 
 def pytest_redis_start(redis_server: Path, workdir: Path) -> float:
     port = free_port()
-    executor = RedisExecutor(executable=str(redis_server), databases=16, redis_timeout=30, loglevel="notice",
-                             host="127.0.0.1", port=port, datadir=workdir)
+    executor = RedisExecutor(
+        executable=str(redis_server),
+        databases=16,
+        redis_timeout=30,
+        loglevel="notice",
+        host="127.0.0.1",
+        port=port,
+        datadir=workdir,
+    )
     started = time.monotonic()
     executor.start()
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
@@ -133,8 +148,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--base-dir", type=Path, default=None, help="where the temp dir goes (default: $TMPDIR)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache root for the private bench cache (default: the harness's cache dir)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache root for the private bench cache (default: the harness's cache dir)",
+    )
     parser.add_argument("--no-baselines", action="store_true", help="skip pytest-postgresql and pytest-redis")
     parser.add_argument("--no-docker", action="store_true", help="skip the docker provider")
     parser.add_argument("--postgres-image", default=docker_provider.DEFAULT_IMAGES["postgres"])
@@ -202,11 +221,12 @@ def main() -> int:
 
             if not args.no_baselines:
                 ppg = _own_dir(run_dir / "ppg", who)
-                record("pytest-postgresql PostgreSQLExecutor",
-                       _as_user(who, ppg, partial(pytest_postgresql_start, pg_ctl, ppg)))
+                record(
+                    "pytest-postgresql PostgreSQLExecutor",
+                    _as_user(who, ppg, partial(pytest_postgresql_start, pg_ctl, ppg)),
+                )
                 prd = _own_dir(run_dir / "prd", who)
-                record("pytest-redis RedisExecutor",
-                       _as_user(who, prd, partial(pytest_redis_start, redis_server, prd)))
+                record("pytest-redis RedisExecutor", _as_user(who, prd, partial(pytest_redis_start, redis_server, prd)))
             shutil.rmtree(run_dir)
             print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
     finally:
@@ -214,10 +234,12 @@ def main() -> int:
         shutil.rmtree(cache, ignore_errors=True)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"start-to-ready, median of {args.runs} runs (min-max), workdir under {base.parent}, "
-          f"cache under {cache.parent}, "
-          f"servers run as {who.name if who else 'the current user'}; Postgres {pg_bins.version}, "
-          f"Redis {redis_bins.version}" + ("" if docker_why_not is None else f"; docker skipped: {docker_why_not}"))
+    print(
+        f"start-to-ready, median of {args.runs} runs (min-max), workdir under {base.parent}, "
+        f"cache under {cache.parent}, "
+        f"servers run as {who.name if who else 'the current user'}; Postgres {pg_bins.version}, "
+        f"Redis {redis_bins.version}" + ("" if docker_why_not is None else f"; docker skipped: {docker_why_not}")
+    )
     for name, values in times.items():
         print(f"  {name:<42} {medians[name] * 1000:7.0f} ms  ({min(values) * 1000:.0f}-{max(values) * 1000:.0f})")
     baseline_pg = medians.get("pytest-postgresql PostgreSQLExecutor")

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import violation
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
@@ -48,32 +47,52 @@ class Caller:
 
     def _client(self) -> ContractClient:
         if self._used >= PER_ADDRESS:
-            self._clients.append(ContractClient(self.base_url, source_address=self.addresses.next(),
-                                                timeout=HANG_SECONDS))
+            self._clients.append(
+                ContractClient(self.base_url, source_address=self.addresses.next(), timeout=HANG_SECONDS)
+            )
             self._used = 0
         self._used += 1
         return self._clients[-1]
 
-    def raw(self, authorization: str | None, *, method: str | None = None, path: str | None = None,
-            body: bool | None = None) -> httpx.Response:
+    def raw(
+        self, authorization: str | None, *, method: str | None = None, path: str | None = None, body: bool | None = None
+    ) -> httpx.Response:
         """One request (the operation's, unless method/path say otherwise); transport errors propagate."""
         headers = {} if authorization is None else {"Authorization": authorization}
         with_body = self.op.has_body if body is None else body
-        return self._client().request(method or self.op.method, path or self.op.url(), headers=headers,
-                                      json={} if with_body else None)
+        return self._client().request(
+            method or self.op.method, path or self.op.url(), headers=headers, json={} if with_body else None
+        )
 
-    def send(self, authorization: str | None, *, title: str, expected: str, details: str | None = None,
-             method: str | None = None, path: str | None = None, body: bool | None = None) -> httpx.Response:
+    def send(
+        self,
+        authorization: str | None,
+        *,
+        title: str,
+        expected: str,
+        details: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        body: bool | None = None,
+    ) -> httpx.Response:
         """Like raw(), but a timeout or a dropped connection fails the contract."""
         __tracebackhide__ = True
         try:
             return self.raw(authorization, method=method, path=path, body=body)
         except httpx.TimeoutException:
-            raise violation(f"{title}: no answer", received=f"no answer within {HANG_SECONDS:.0f} s",
-                            expected=expected, details=details) from None
+            raise violation(
+                f"{title}: no answer",
+                received=f"no answer within {HANG_SECONDS:.0f} s",
+                expected=expected,
+                details=details,
+            ) from None
         except httpx.TransportError as exc:
-            raise violation(f"{title}: the connection failed", received=f"{type(exc).__name__}: {exc}",
-                            expected=expected, details=details) from None
+            raise violation(
+                f"{title}: the connection failed",
+                received=f"{type(exc).__name__}: {exc}",
+                expected=expected,
+                details=details,
+            ) from None
 
     def close(self) -> None:
         for client in self._clients:

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from makrx_contracts.harness import discovery
 from makrx_contracts.harness.access import ProbeChoice, Protection, Status, choose_probe, find_protection, role_rules
 from makrx_contracts.harness.client import ContractClient
@@ -20,8 +19,8 @@ from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import Provoker, outage
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
-from makrx_contracts.harness.target.source import mount_prefixes
 from makrx_contracts.harness.target.resolve import TargetSpec
+from makrx_contracts.harness.target.source import mount_prefixes
 
 from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
 from .lab import Lab
@@ -42,9 +41,15 @@ def openapi(session_client: ContractClient, makrx_target: RunningTarget) -> Open
 
 
 @pytest.fixture(scope="session")
-def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_target: RunningTarget,
-             makrx_source_addresses: SourceAddresses, make_token: Callable[..., str],
-             makrx_config: Any, request: pytest.FixtureRequest) -> Provoker:
+def provoker(
+    session_client: ContractClient,
+    openapi: OpenAPIDoc | None,
+    makrx_target: RunningTarget,
+    makrx_source_addresses: SourceAddresses,
+    make_token: Callable[..., str],
+    makrx_config: Any,
+    request: pytest.FixtureRequest,
+) -> Provoker:
     def new_client() -> ContractClient:
         client = ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next())
         request.addfinalizer(client.close)
@@ -56,15 +61,28 @@ def provoker(session_client: ContractClient, openapi: OpenAPIDoc | None, makrx_t
         return outage(request.getfixturevalue("makrx_services").postgres, "the database")
 
     mint = make_token if makrx_target.restartable else None  # only a launched backend trusts our issuer
-    return Provoker(session_client, new_client, openapi, makrx_target.spec.settings, mint, database_down,
-                    makrx_config.rate_budget, lambda: request.getfixturevalue("protection"),
-                    auth_probe=lambda: request.getfixturevalue("protected_operation"),
-                    discovered=request.getfixturevalue("discovered"))
+    return Provoker(
+        session_client,
+        new_client,
+        openapi,
+        makrx_target.spec.settings,
+        mint,
+        database_down,
+        makrx_config.rate_budget,
+        lambda: request.getfixturevalue("protection"),
+        auth_probe=lambda: request.getfixturevalue("protected_operation"),
+        discovered=request.getfixturevalue("discovered"),
+    )
 
 
 # The contract that fails when a provoked situation answers with the wrong status.
-_STATUS_OWNERS = {"200": "HEALTH-ENDPOINTS", "401": "AUTH-NO-TOKEN", "403": "AUTH-ROLE-FORBIDDEN",
-                  "429": "RATE-LIMIT", "preflight": "CORS-LOCAL-DEFAULT"}
+_STATUS_OWNERS = {
+    "200": "HEALTH-ENDPOINTS",
+    "401": "AUTH-NO-TOKEN",
+    "403": "AUTH-ROLE-FORBIDDEN",
+    "429": "RATE-LIMIT",
+    "preflight": "CORS-LOCAL-DEFAULT",
+}
 
 
 def _is_kind(kind: str, status: int) -> bool:
@@ -106,6 +124,7 @@ def provoked(provoker: Provoker) -> Callable[[str], httpx.Response]:
 @pytest.fixture(scope="session")
 def discovered(makrx_target_spec: TargetSpec, pytestconfig: pytest.Config) -> Callable[..., None]:
     """``discovered(key, toml_value, note)``: report a setting found by asking the backend (harness/discovery.py)."""
+
     def record(key: str, value: str, note: str = "") -> None:
         discovery.record(pytestconfig, Finding(makrx_target_spec.display, key, value, note))
 
@@ -113,8 +132,9 @@ def discovered(makrx_target_spec: TargetSpec, pytestconfig: pytest.Config) -> Ca
 
 
 @pytest.fixture(scope="session")
-def ask(makrx_target: RunningTarget, session_client: ContractClient,
-        make_token: TokenMaker) -> tuple[Status, Status | None]:
+def ask(
+    makrx_target: RunningTarget, session_client: ContractClient, make_token: TokenMaker
+) -> tuple[Status, Status | None]:
     """``(anonymous, with_token)``: the status an operation answers without credentials and with a plain valid
     token (None: no answer; ``with_token`` None when the target does not trust the harness's tokens). Each
     is asked once per session: finding the protected operations and the probe ask the same ones."""
@@ -125,8 +145,9 @@ def ask(makrx_target: RunningTarget, session_client: ContractClient,
         if key not in answers:
             headers = {"Authorization": f"Bearer {make_token()}"} if token else {}
             try:
-                answers[key] = session_client.request(op.method, op.url(), headers=headers,
-                                                      timeout=HANG_SECONDS).status_code
+                answers[key] = session_client.request(
+                    op.method, op.url(), headers=headers, timeout=HANG_SECONDS
+                ).status_code
             except httpx.TransportError:
                 answers[key] = None
         return answers[key]
@@ -135,8 +156,9 @@ def ask(makrx_target: RunningTarget, session_client: ContractClient,
 
 
 @pytest.fixture(scope="session")
-def protection(openapi: OpenAPIDoc | None, makrx_target: RunningTarget,
-               ask: tuple[Status, Status | None]) -> Protection:
+def protection(
+    openapi: OpenAPIDoc | None, makrx_target: RunningTarget, ask: tuple[Status, Status | None]
+) -> Protection:
     """Which operations need a token where the OpenAPI document does not say so (`harness/access.py`)."""
     if openapi is None:
         pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
@@ -145,8 +167,13 @@ def protection(openapi: OpenAPIDoc | None, makrx_target: RunningTarget,
 
 
 @pytest.fixture(scope="session")
-def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, protection: Protection,
-               ask: tuple[Status, Status | None], discovered: Callable[..., None]) -> ProbeChoice:
+def auth_probe(
+    openapi: OpenAPIDoc | None,
+    makrx_target: RunningTarget,
+    protection: Protection,
+    ask: tuple[Status, Status | None],
+    discovered: Callable[..., None],
+) -> ProbeChoice:
     """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
     assert openapi is not None  # `protection` skips without a document
     settings = makrx_target.spec.settings
@@ -154,14 +181,19 @@ def auth_probe(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, protecti
     choice = choose_probe(openapi, settings, rules, ask[1], protection.found)
     if choice is None:
         asked = f" (asked: {'; '.join(protection.asked)})" if protection.asked else ""
-        pytest.skip("no protected operation found: none has a security requirement in the OpenAPI document, and "
-                    f"no GET without parameters under /api answered 401/403 without a token and 2xx with one{asked}; "
-                    'name one with auth_probe = "GET /api/v1/..."')
+        pytest.skip(
+            "no protected operation found: none has a security requirement in the OpenAPI document, and "
+            f"no GET without parameters under /api answered 401/403 without a token and 2xx with one{asked}; "
+            'name one with auth_probe = "GET /api/v1/..."'
+        )
     if choice.source == "discovered":
         discovered("auth_probe", f"{choice.operation.method} {choice.operation.path}", choice.describe())
-    for rule in rules[len(settings.roles):]:
-        discovered("roles", {"path": rule.path, "method": rule.method, "roles": list(rule.roles)},
-                   f"{rule.method} {rule.path}: roles from its OpenAPI security scopes")
+    for rule in rules[len(settings.roles) :]:
+        discovered(
+            "roles",
+            {"path": rule.path, "method": rule.method, "roles": list(rule.roles)},
+            f"{rule.method} {rule.path}: roles from its OpenAPI security scopes",
+        )
     return choice
 
 
@@ -172,8 +204,9 @@ def protected_operation(auth_probe: ProbeChoice) -> Operation:
 
 
 @pytest.fixture(scope="module")
-def caller(makrx_target: RunningTarget, protected_operation: Operation,
-           makrx_source_addresses: SourceAddresses) -> Iterator[Caller]:
+def caller(
+    makrx_target: RunningTarget, protected_operation: Operation, makrx_source_addresses: SourceAddresses
+) -> Iterator[Caller]:
     """Requests to the target's protected operation, shared by the module (cheap: a handful of clients)."""
     found = Caller(makrx_target.base_url, protected_operation, makrx_source_addresses)
     yield found
@@ -190,17 +223,25 @@ def valid_token(caller: Caller, make_token: TokenMaker) -> ValidTokenCheck:
 def trusted(makrx_target_spec: TargetSpec) -> None:
     """Skips on a URL target: the backend does not trust the harness's issuer."""
     if makrx_target_spec.is_url:
-        pytest.skip(f"needs the harness's issuer: {makrx_target_spec.url} was started by someone else and does "
-                    "not trust the tokens the harness mints")
+        pytest.skip(
+            f"needs the harness's issuer: {makrx_target_spec.url} was started by someone else and does "
+            "not trust the tokens the harness mints"
+        )
 
 
 @pytest.fixture(scope="module")
-def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_config,
-        makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest) -> Iterator[Lab]:
+def lab(
+    makrx_launcher: TargetLauncher,
+    makrx_target_spec: TargetSpec,
+    makrx_config,
+    makrx_source_addresses: SourceAddresses,
+    request: pytest.FixtureRequest,
+) -> Iterator[Lab]:
     """A second issuer (same realm, own port and fetch log) and a backend instance that trusts it."""
     client_id = makrx_target_spec.client_id
-    issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
-                    default_audience=client_id).start()
+    issuer = Issuer(
+        realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed, default_audience=client_id
+    ).start()
     try:
         target = makrx_launcher.spawn(name=f"{makrx_target_spec.name}-auth-lab", issuer=issuer)
         try:
@@ -208,8 +249,12 @@ def lab(makrx_launcher: TargetLauncher, makrx_target_spec: TargetSpec, makrx_con
             # under -n), that backend boots now, beside this instance rather than before it.
             operation: Operation = request.getfixturevalue("protected_operation")
             makrx_launcher.ready(target)
-            found = Lab(issuer, target, Caller(target.base_url, operation, makrx_source_addresses),
-                        TokenMaker(issuer, client_id))
+            found = Lab(
+                issuer,
+                target,
+                Caller(target.base_url, operation, makrx_source_addresses),
+                TokenMaker(issuer, client_id),
+            )
             try:
                 yield found
             finally:

@@ -11,15 +11,13 @@ from typing import Final
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.target.launcher import JWKS_TTL_SECONDS, RunningTarget
 
 from .bearer import Caller, accepted, bearer
 
-__all__ = ["Lab", "TTL", "SETTLE_SECONDS", "ASKING_KINDS", "VALIDATION_KINDS", "describe_calls",
-           "endpoint_names"]
+__all__ = ["ASKING_KINDS", "SETTLE_SECONDS", "TTL", "VALIDATION_KINDS", "Lab", "describe_calls", "endpoint_names"]
 
 TTL = JWKS_TTL_SECONDS  # KEYCLOAK_PK_TTL_SECONDS the harness gives every instance
 SETTLE_SECONDS = TTL + 3.0  # a cached JWKS expires, a refetch cooldown passes
@@ -29,9 +27,16 @@ ASKING_KINDS: Final = ("userinfo", "introspect")
 VALIDATION_KINDS: Final = ("jwks", *ASKING_KINDS)
 """Issuer endpoints a backend validates tokens with."""
 
-_ENDPOINT_NAMES: Final = {"jwks": "the JWKS", "userinfo": "userinfo", "introspect": "token introspection",
-                          "discovery": "the discovery document", "realm": "the realm document",
-                          "token": "the token endpoint", "health": "health", "other": "other paths"}
+_ENDPOINT_NAMES: Final = {
+    "jwks": "the JWKS",
+    "userinfo": "userinfo",
+    "introspect": "token introspection",
+    "discovery": "the discovery document",
+    "realm": "the realm document",
+    "token": "the token endpoint",
+    "health": "health",
+    "other": "other paths",
+}
 
 
 def endpoint_names(kinds: Iterable[str]) -> str:
@@ -41,8 +46,9 @@ def endpoint_names(kinds: Iterable[str]) -> str:
 
 def describe_calls(counts: Mapping[str, int], requests: int) -> str:
     """``userinfo: 20 calls for 20 requests; the JWKS: 1 call for 20 requests``."""
-    return "; ".join(f"{_ENDPOINT_NAMES[kind]}: {n} call{'s' * (n != 1)} for {requests} requests"
-                     for kind, n in counts.items())
+    return "; ".join(
+        f"{_ENDPOINT_NAMES[kind]}: {n} call{'s' * (n != 1)} for {requests} requests" for kind, n in counts.items()
+    )
 
 
 @dataclass
@@ -63,8 +69,9 @@ class Lab:
         """Signed by a key the realm never published, under a fresh kid: the backend must look it up, and no
         key it holds verifies it (so a backend that falls back to the realm's key for unknown kids is not
         let off by a token its fallback happens to verify)."""
-        return self.issuer.sign(self.tokens.claims(), key=self.issuer.attacker.key,
-                                kid=f"makrx-contract-unknown-{uuid.uuid4().hex[:12]}")
+        return self.issuer.sign(
+            self.tokens.claims(), key=self.issuer.attacker.key, kid=f"makrx-contract-unknown-{uuid.uuid4().hex[:12]}"
+        )
 
     def last_jwks_fetch(self) -> float | None:
         log = self.issuer.fetch_log("jwks")
@@ -111,6 +118,8 @@ class Lab:
             except httpx.TransportError:
                 pass
             if time.monotonic() >= deadline:
-                pytest.skip(f"precondition: the second instance does not accept a valid token within "
-                            f"{SETTLE_SECONDS:.0f} s (see AUTH-VALID-TOKEN)")
+                pytest.skip(
+                    f"precondition: the second instance does not accept a valid token within "
+                    f"{SETTLE_SECONDS:.0f} s (see AUTH-VALID-TOKEN)"
+                )
             time.sleep(0.2)

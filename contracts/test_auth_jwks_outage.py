@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 import pytest
-
 from makrx_contracts.harness.contract import MUST, expect_eventually, violation
 from makrx_contracts.harness.issuer import Issuer
 
@@ -23,8 +22,10 @@ pytestmark = pytest.mark.auth
 # Each fault takes the issuer and one endpoint kind it breaks (issuer-down breaks them all).
 _FAULTS: dict[str, tuple[str, Callable[[Issuer, str], None]]] = {
     "status-500": ("answers 500", lambda issuer, kind: issuer.faults.status(kind, 500)),
-    "slow": (f"answers after {HANG_SECONDS + 5:.0f} s",
-             lambda issuer, kind: issuer.faults.delay(kind, HANG_SECONDS + 5)),
+    "slow": (
+        f"answers after {HANG_SECONDS + 5:.0f} s",
+        lambda issuer, kind: issuer.faults.delay(kind, HANG_SECONDS + 5),
+    ),
     "garbage": ("answers 200 with a truncated body", lambda issuer, kind: issuer.faults.garbage(kind, "truncated")),
     "issuer-down": ("is unreachable (port closed)", lambda issuer, kind: issuer.go_down()),
 }
@@ -58,16 +59,22 @@ def test_keycloak_trouble_is_401_or_503(fresh_lab: Lab, fault: str) -> None:
         while True:
             tried_now = False
             for token, kind in ((lab.unknown_kid_token(), "an unknown kid"), (valid, "a valid token")):
-                response = lab.caller.send(bearer(token), title=f"while {failing} {what}, a request with {kind}",
-                                           expected="401 or 503", details=lab.log_tail())
+                response = lab.caller.send(
+                    bearer(token),
+                    title=f"while {failing} {what}, a request with {kind}",
+                    expected="401 or 503",
+                    details=lab.log_tail(),
+                )
                 status = response.status_code
                 ok = status in (401, 503) or (kind == "a valid token" and lab.is_accepted(response))
                 if not ok:
-                    raise violation(f"while {failing} {what}, a request with {kind} answered {status}",
-                                    received=str(status),
-                                    expected="401 or 503" + (" (or 2xx on cached keys)" if kind == "a valid token"
-                                                             else ""),
-                                    response=response, details=lab.log_tail())
+                    raise violation(
+                        f"while {failing} {what}, a request with {kind} answered {status}",
+                        received=str(status),
+                        expected="401 or 503" + (" (or 2xx on cached keys)" if kind == "a valid token" else ""),
+                        response=response,
+                        details=lab.log_tail(),
+                    )
                 tried_now = tried_now or status == 503
             if tried or time.time() >= deadline:
                 break
@@ -77,6 +84,10 @@ def test_keycloak_trouble_is_401_or_503(fresh_lab: Lab, fault: str) -> None:
         lab.issuer.faults.clear()
         if not lab.issuer.is_up:
             lab.issuer.come_up()
-    expect_eventually(lab.get(lab.token()), lab.is_accepted, timeout=SETTLE_SECONDS,
-                      title=f"after {failing} {what} and recovered, valid tokens were still refused",
-                      expected=f"2xx again within {SETTLE_SECONDS:.0f} s, without a restart")
+    expect_eventually(
+        lab.get(lab.token()),
+        lab.is_accepted,
+        timeout=SETTLE_SECONDS,
+        title=f"after {failing} {what} and recovered, valid tokens were still refused",
+        expected=f"2xx again within {SETTLE_SECONDS:.0f} s, without a restart",
+    )

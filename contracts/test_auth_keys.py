@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.contract import SHOULD, expect_eventually, violation
 
 from .bearer import bearer
@@ -31,9 +30,13 @@ def test_a_rotated_key_is_accepted_without_a_restart(fresh_lab: Lab) -> None:
     """
     lab = fresh_lab
     lab.issuer.keys.promote()
-    expect_eventually(lab.get(lab.token()), lab.is_accepted, timeout=SETTLE_SECONDS,
-                      title="a token signed by a newly promoted key was refused",
-                      expected=f"2xx within {SETTLE_SECONDS:.0f} s, without a restart (JWKS TTL {TTL} s)")
+    expect_eventually(
+        lab.get(lab.token()),
+        lab.is_accepted,
+        timeout=SETTLE_SECONDS,
+        title="a token signed by a newly promoted key was refused",
+        expected=f"2xx within {SETTLE_SECONDS:.0f} s, without a restart (JWKS TTL {TTL} s)",
+    )
     loaded = lab.last_jwks_fetch() or time.time()
     # That fetch loaded the new key. Until it is TTL old (less a margin for the request's way there),
     # only a refetch on the unknown kid lets the backend see the next key.
@@ -45,11 +48,15 @@ def test_a_rotated_key_is_accepted_without_a_restart(fresh_lab: Lab) -> None:
         if lab.is_accepted(response):
             return
         time.sleep(0.1)
-    raise violation("a token with a just-rotated kid was refused while the cached JWKS was fresh",
-                    received=f"{response.status_code if response is not None else 'nothing'} for "
-                             f"{cutoff - loaded:.1f} s after the JWKS was fetched (TTL {TTL} s)",
-                    expected="2xx before the cached JWKS expires: refetch the JWKS (rate-limited) when a token "
-                             "names an unknown kid", response=response, details=lab.log_tail())
+    raise violation(
+        "a token with a just-rotated kid was refused while the cached JWKS was fresh",
+        received=f"{response.status_code if response is not None else 'nothing'} for "
+        f"{cutoff - loaded:.1f} s after the JWKS was fetched (TTL {TTL} s)",
+        expected="2xx before the cached JWKS expires: refetch the JWKS (rate-limited) when a token "
+        "names an unknown kid",
+        response=response,
+        details=lab.log_tail(),
+    )
 
 
 @pytest.mark.contract("AUTH-KEY-RETIRED", level=SHOULD)
@@ -63,10 +70,13 @@ def test_a_retired_keys_tokens_are_refused_after_the_ttl(fresh_lab: Lab) -> None
     old_token = lab.token()
     lab.issuer.keys.promote()
     lab.issuer.keys.retire()
-    expect_eventually(lab.get(old_token), lambda response: response.status_code == 401, timeout=SETTLE_SECONDS,
-                      title="a token signed by a retired key was still accepted",
-                      expected=f"401 within {SETTLE_SECONDS:.0f} s of the key's retirement "
-                               f"(KEYCLOAK_PK_TTL_SECONDS={TTL})")
+    expect_eventually(
+        lab.get(old_token),
+        lambda response: response.status_code == 401,
+        timeout=SETTLE_SECONDS,
+        title="a token signed by a retired key was still accepted",
+        expected=f"401 within {SETTLE_SECONDS:.0f} s of the key's retirement (KEYCLOAK_PK_TTL_SECONDS={TTL})",
+    )
 
 
 @pytest.mark.contract("AUTH-JWKS-CACHED", level=SHOULD)
@@ -90,11 +100,16 @@ def test_the_jwks_is_cached(fresh_lab: Lab, tokens: str) -> None:
     total = sum(calls.values())
     if total > MAX_ISSUER_CALLS:
         asked = [kind for kind in ASKING_KINDS if kind in calls]
-        raise violation(f"{BURST} requests with {tokens} tokens called Keycloak {total} times "
-                        f"({endpoint_names(calls)})",
-                        received=f"{describe_calls(calls, BURST)} (in {time.monotonic() - started:.1f} s)",
-                        expected=f"at most {MAX_ISSUER_CALLS}: cache the JWKS for its TTL ({TTL} s here)"
-                                 + ("" if tokens == "valid" else " and rate-limit refetches for unknown kids")
-                                 + (f"; verify tokens against it instead of calling {endpoint_names(asked)} "
-                                    "for each request" if asked else ""),
-                        response=last, details=lab.log_tail())
+        raise violation(
+            f"{BURST} requests with {tokens} tokens called Keycloak {total} times ({endpoint_names(calls)})",
+            received=f"{describe_calls(calls, BURST)} (in {time.monotonic() - started:.1f} s)",
+            expected=f"at most {MAX_ISSUER_CALLS}: cache the JWKS for its TTL ({TTL} s here)"
+            + ("" if tokens == "valid" else " and rate-limit refetches for unknown kids")
+            + (
+                f"; verify tokens against it instead of calling {endpoint_names(asked)} for each request"
+                if asked
+                else ""
+            ),
+            response=last,
+            details=lab.log_tail(),
+        )

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
@@ -20,8 +19,14 @@ PATH = "/api/health"
 
 
 def preflight(client: ContractClient, origin: str, path: str = PATH) -> httpx.Response:
-    return client.options(path, headers={"Origin": origin, "Access-Control-Request-Method": "GET",
-                                         "Access-Control-Request-Headers": "authorization,content-type"})
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
 
 
 def acao(response: httpx.Response) -> str | None:
@@ -42,9 +47,13 @@ def test_a_local_app_origin_is_allowed_by_default(makrx_client: ContractClient) 
     CONVENTIONS, CORS: "Default to local app ports".
     """
     response = preflight(makrx_client, LOCAL_ORIGIN)
-    expect(response.status_code < 300 and acao(response) == LOCAL_ORIGIN,
-           "a local app origin is not allowed by default", received=f"{response.status_code}, ACAO {acao(response)!r}",
-           expected=f"2xx with Access-Control-Allow-Origin: {LOCAL_ORIGIN}", response=response)
+    expect(
+        response.status_code < 300 and acao(response) == LOCAL_ORIGIN,
+        "a local app origin is not allowed by default",
+        received=f"{response.status_code}, ACAO {acao(response)!r}",
+        expected=f"2xx with Access-Control-Allow-Origin: {LOCAL_ORIGIN}",
+        response=response,
+    )
 
 
 @pytest.mark.contract("CORS-UNKNOWN-ORIGIN", level=MUST)
@@ -55,10 +64,18 @@ def test_an_unknown_origin_is_not_allowed(makrx_client: ContractClient, method: 
 
     CONVENTIONS, CORS: only the local app ports, or CORS_ORIGINS.
     """
-    response = preflight(makrx_client, UNKNOWN_ORIGIN) if method == "preflight" else \
-        makrx_client.get(PATH, headers={"Origin": UNKNOWN_ORIGIN})
-    expect(acao(response) != UNKNOWN_ORIGIN, "an unknown origin was allowed", received=f"ACAO {acao(response)!r}",
-           expected="no Access-Control-Allow-Origin for it", response=response)
+    response = (
+        preflight(makrx_client, UNKNOWN_ORIGIN)
+        if method == "preflight"
+        else makrx_client.get(PATH, headers={"Origin": UNKNOWN_ORIGIN})
+    )
+    expect(
+        acao(response) != UNKNOWN_ORIGIN,
+        "an unknown origin was allowed",
+        received=f"ACAO {acao(response)!r}",
+        expected="no Access-Control-Allow-Origin for it",
+        response=response,
+    )
 
 
 # Lookalikes of an allowed origin that naive matching lets through (prefix/suffix/regex checks, scheme-,
@@ -78,8 +95,9 @@ LOOKALIKES = {
 
 @pytest.mark.contract("CORS-UNKNOWN-ORIGIN", level=MUST)
 @pytest.mark.parametrize("kind", tuple(LOOKALIKES))
-def test_a_lookalike_of_an_allowed_origin_is_not_allowed(makrx_client_factory, override_target: RunningTarget,
-                                                         kind: str) -> None:
+def test_a_lookalike_of_an_allowed_origin_is_not_allowed(
+    makrx_client_factory, override_target: RunningTarget, kind: str
+) -> None:
     """With CORS_ORIGINS allowing https://app.makrx-contract.test, none of its lookalikes — `null`, the
     origin with a suffix, a prefix or a subdomain, the other scheme, another port, upper case, a trailing
     dot — is echoed in Access-Control-Allow-Origin: not on a preflight, not on a simple request, with or
@@ -89,11 +107,18 @@ def test_a_lookalike_of_an_allowed_origin_is_not_allowed(makrx_client_factory, o
     """
     client = makrx_client_factory(override_target)
     origin = LOOKALIKES[kind]
-    for response in (preflight(client, origin), client.get(PATH, headers={"Origin": origin}),
-                     client.get(PATH, headers={"Origin": origin, "Cookie": "session=makrx-contract"})):
-        expect(acao(response) != origin, f"a lookalike of an allowed origin ({kind}) was allowed",
-               received=f"ACAO {acao(response)!r} (allowed: {ALLOWED})",
-               expected="no Access-Control-Allow-Origin for it: origins match exactly", response=response)
+    for response in (
+        preflight(client, origin),
+        client.get(PATH, headers={"Origin": origin}),
+        client.get(PATH, headers={"Origin": origin, "Cookie": "session=makrx-contract"}),
+    ):
+        expect(
+            acao(response) != origin,
+            f"a lookalike of an allowed origin ({kind}) was allowed",
+            received=f"ACAO {acao(response)!r} (allowed: {ALLOWED})",
+            expected="no Access-Control-Allow-Origin for it: origins match exactly",
+            response=response,
+        )
 
 
 @pytest.mark.contract("CORS-ENV-OVERRIDE", level=MUST)
@@ -105,12 +130,21 @@ def test_cors_origins_replaces_the_defaults(makrx_client_factory, override_targe
     client = makrx_client_factory(override_target)
     for origin in OVERRIDE_ORIGINS:
         response = preflight(client, origin)
-        expect(acao(response) == origin, "an origin from CORS_ORIGINS is not allowed",
-               received=f"ACAO {acao(response)!r}", expected=origin, response=response)
+        expect(
+            acao(response) == origin,
+            "an origin from CORS_ORIGINS is not allowed",
+            received=f"ACAO {acao(response)!r}",
+            expected=origin,
+            response=response,
+        )
     response = preflight(client, LOCAL_ORIGIN)
-    expect(acao(response) != LOCAL_ORIGIN, "CORS_ORIGINS did not replace the default origins",
-           received=f"ACAO {acao(response)!r} for {LOCAL_ORIGIN}", expected="the default origin no longer allowed",
-           response=response)
+    expect(
+        acao(response) != LOCAL_ORIGIN,
+        "CORS_ORIGINS did not replace the default origins",
+        received=f"ACAO {acao(response)!r} for {LOCAL_ORIGIN}",
+        expected="the default origin no longer allowed",
+        response=response,
+    )
 
 
 @pytest.mark.contract("CORS-NO-WILDCARD", level=MUST)
@@ -123,9 +157,13 @@ def test_never_a_wildcard_origin(makrx_client: ContractClient, origin: str) -> N
     """
     for response in (preflight(makrx_client, origin), makrx_client.get(PATH, headers={"Origin": origin})):
         credentials = response.headers.get("Access-Control-Allow-Credentials", "")
-        expect(acao(response) != "*", "a wildcard Access-Control-Allow-Origin",
-               received=f"ACAO '*' (Allow-Credentials {credentials!r})", expected="a listed origin or none",
-               response=response)
+        expect(
+            acao(response) != "*",
+            "a wildcard Access-Control-Allow-Origin",
+            received=f"ACAO '*' (Allow-Credentials {credentials!r})",
+            expected="a listed origin or none",
+            response=response,
+        )
 
 
 @pytest.mark.contract("CORS-VARY-ORIGIN", level=MUST)
@@ -138,8 +176,13 @@ def test_vary_origin_when_the_origin_is_echoed(makrx_client: ContractClient) -> 
     if acao(response) != LOCAL_ORIGIN:
         pytest.skip(f"precondition: {LOCAL_ORIGIN} is not echoed at all (see CORS-LOCAL-DEFAULT)")
     vary = {v.strip().lower() for v in response.headers.get("Vary", "").split(",")}
-    expect("origin" in vary, "the echoed origin is not in Vary",
-           received=f"Vary {response.headers.get('Vary')!r}", expected="Vary: Origin", response=response)
+    expect(
+        "origin" in vary,
+        "the echoed origin is not in Vary",
+        received=f"Vary {response.headers.get('Vary')!r}",
+        expected="Vary: Origin",
+        response=response,
+    )
 
 
 @pytest.mark.contract("CORS-EXPOSE-REQUEST-ID", level=SHOULD)
@@ -152,9 +195,13 @@ def test_the_request_id_is_exposed_to_browsers(makrx_client: ContractClient) -> 
     if acao(response) != LOCAL_ORIGIN:
         pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed at all (see CORS-LOCAL-DEFAULT)")
     exposed = {v.strip().lower() for v in response.headers.get("Access-Control-Expose-Headers", "").split(",")}
-    expect("x-request-id" in exposed, "X-Request-ID is not exposed to browsers",
-           received=repr(response.headers.get("Access-Control-Expose-Headers")),
-           expected="Access-Control-Expose-Headers including X-Request-ID", response=response)
+    expect(
+        "x-request-id" in exposed,
+        "X-Request-ID is not exposed to browsers",
+        received=repr(response.headers.get("Access-Control-Expose-Headers")),
+        expected="Access-Control-Expose-Headers including X-Request-ID",
+        response=response,
+    )
 
 
 SPA_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -175,8 +222,9 @@ def _api_path(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.contract("CORS-SPA-PREFLIGHT", level=MUST)
 @pytest.mark.parametrize("method", SPA_METHODS)
-def test_a_browser_app_may_send_what_it_needs(makrx_client: ContractClient, request: pytest.FixtureRequest,
-                                              method: str) -> None:
+def test_a_browser_app_may_send_what_it_needs(
+    makrx_client: ContractClient, request: pytest.FixtureRequest, method: str
+) -> None:
     """From a default local origin, the preflight of a request a MakrX SPA sends — GET, POST, PUT, PATCH or
     DELETE to an API operation, with Authorization, Content-Type and X-Request-ID — is allowed without
     credentials (preflights never carry them): 2xx, the origin echoed, the method and each header listed.
@@ -184,8 +232,14 @@ def test_a_browser_app_may_send_what_it_needs(makrx_client: ContractClient, requ
     CONVENTIONS, CORS ("Default to local app ports") and Auth (bearer tokens); Fetch standard §3.2.2-3.2.3.
     """
     path = _api_path(request)
-    response = makrx_client.options(path, headers={"Origin": LOCAL_ORIGIN, "Access-Control-Request-Method": method,
-                                                   "Access-Control-Request-Headers": ",".join(SPA_HEADERS)})
+    response = makrx_client.options(
+        path,
+        headers={
+            "Origin": LOCAL_ORIGIN,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": ",".join(SPA_HEADERS),
+        },
+    )
     if acao(response) != LOCAL_ORIGIN:
         pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed on {path} (see CORS-LOCAL-DEFAULT)")
     methods = _listed(response, "Access-Control-Allow-Methods")
@@ -193,11 +247,15 @@ def test_a_browser_app_may_send_what_it_needs(makrx_client: ContractClient, requ
     missing = [h for h in SPA_HEADERS if h not in headers]  # `*` never covers Authorization (Fetch §3.2.6)
     credentials = response.headers.get("Access-Control-Allow-Credentials", "").lower() == "true"
     method_ok = method.lower() in methods or ("*" in methods and not credentials)
-    expect(response.status_code < 300 and acao(response) == LOCAL_ORIGIN and method_ok and not missing, f"a browser app cannot send {method} {path}",
-           received=f"{response.status_code}, ACAO {acao(response)!r}, methods {sorted(methods)}, headers "
-                    f"{sorted(headers)}" + (f" (missing {', '.join(missing)})" if missing else ""),
-           expected=f"2xx, ACAO {LOCAL_ORIGIN}, {method} in Access-Control-Allow-Methods and "
-                    f"{', '.join(SPA_HEADERS)} in Access-Control-Allow-Headers", response=response)
+    expect(
+        response.status_code < 300 and acao(response) == LOCAL_ORIGIN and method_ok and not missing,
+        f"a browser app cannot send {method} {path}",
+        received=f"{response.status_code}, ACAO {acao(response)!r}, methods {sorted(methods)}, headers "
+        f"{sorted(headers)}" + (f" (missing {', '.join(missing)})" if missing else ""),
+        expected=f"2xx, ACAO {LOCAL_ORIGIN}, {method} in Access-Control-Allow-Methods and "
+        f"{', '.join(SPA_HEADERS)} in Access-Control-Allow-Headers",
+        response=response,
+    )
 
 
 @pytest.mark.contract("CORS-PREFLIGHT-NOT-LIMITED", level=SHOULD)
@@ -211,10 +269,18 @@ def test_a_preflight_is_answered_when_the_client_is_limited(provoker: Provoker) 
     limited = provoker.rate_limited(client)
     if limited.status_code != 429:
         pytest.skip(f"precondition: no 429 for a burst of {provoker.rate_op} (see RATE-LIMIT)")
-    response = client.options(provoker.rate_op.path, headers={
-        "Origin": LOCAL_ORIGIN, "Access-Control-Request-Method": provoker.rate_op.method,
-        "Access-Control-Request-Headers": ",".join(SPA_HEADERS)})
-    expect(response.status_code != 429, "a preflight was rate limited",
-           received=f"429 for the preflight of {provoker.rate_op} right after the client was limited",
-           expected="the preflight answered (2xx): limits count requests, not preflights",
-           response=[limited, response])
+    response = client.options(
+        provoker.rate_op.path,
+        headers={
+            "Origin": LOCAL_ORIGIN,
+            "Access-Control-Request-Method": provoker.rate_op.method,
+            "Access-Control-Request-Headers": ",".join(SPA_HEADERS),
+        },
+    )
+    expect(
+        response.status_code != 429,
+        "a preflight was rate limited",
+        received=f"429 for the preflight of {provoker.rate_op} right after the client was limited",
+        expected="the preflight answered (2xx): limits count requests, not preflights",
+        response=[limited, response],
+    )

@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
-
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.errors import HarnessError
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
@@ -93,16 +92,24 @@ def _tls(host: str) -> ssl.SSLContext:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = datetime.now(UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-                   .sign(key, hashes.SHA256()))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory() as directory:  # load_cert_chain reads only files
         chain = Path(directory, "page.pem")
-        chain.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-                          + certificate.public_bytes(Encoding.PEM))
+        chain.write_bytes(
+            key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            + certificate.public_bytes(Encoding.PEM)
+        )
         context.load_cert_chain(chain)
     return context
 
@@ -121,14 +128,14 @@ class _PageProxy(BaseHTTPRequestHandler):
 
     server: _PageProxyServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(PAGE)))
         self.end_headers()
         self.wfile.write(PAGE)
 
-    def do_CONNECT(self) -> None:  # noqa: N802
+    def do_CONNECT(self) -> None:
         self.send_response(200)
         self.end_headers()
         with self.server.tls.wrap_socket(self.connection, server_side=True) as tunnel:
@@ -156,8 +163,12 @@ def chromium() -> Iterator[Any]:
     # errors are ignored: the https pages are ours, self-signed. From them, fetch() to http://127.0.0.1 is
     # no mixed content (loopback is potentially trustworthy) and asks no Local Network Access permission
     # (a page's address space is its proxy's: loopback).
-    args = [f"--proxy-server=http://127.0.0.1:{pages.server_port}", "--proxy-bypass-list=<-loopback>;127.0.0.1",
-            "--ignore-certificate-errors", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    args = [
+        f"--proxy-server=http://127.0.0.1:{pages.server_port}",
+        "--proxy-bypass-list=<-loopback>;127.0.0.1",
+        "--ignore-certificate-errors",
+        *(["--no-sandbox"] if os.geteuid() == 0 else []),
+    ]
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
@@ -186,15 +197,16 @@ def browse(chromium: Any, origin: str, url: str, method: str, token: str | None)
         page = context.new_page()
         page.set_default_timeout(FETCH_TIMEOUT_MS)
         page.goto(f"{origin}/")
-        found = page.evaluate(_FETCH, {"url": url, "method": method, "token": token,
-                                       "requestId": str(uuid.uuid4())})
+        found = page.evaluate(_FETCH, {"url": url, "method": method, "token": token, "requestId": str(uuid.uuid4())})
     finally:
         context.close()
     if found["origin"] != origin:
         raise HarnessError(f"the browser ran the page meant for {origin} at {found['origin']}")
     if found["blocked"] and not found["reached"]:
-        raise HarnessError(f"a page at {origin} cannot reach {url}, not even with a no-cors request "
-                           f"({found['error']}): no CORS verdict")
+        raise HarnessError(
+            f"a page at {origin} cannot reach {url}, not even with a no-cors request "
+            f"({found['error']}): no CORS verdict"
+        )
     return Seen(found["blocked"], found.get("status"), found.get("requestId"), found.get("error", ""))
 
 
@@ -213,9 +225,9 @@ CASES = {
 
 @pytest.mark.contract("CORS-BROWSER", level=MUST)
 @pytest.mark.parametrize("case", tuple(CASES))
-def test_a_browser_lets_the_right_pages_call_the_api(chromium: Any, makrx_target: RunningTarget,
-                                                     make_token: TokenMaker, request: pytest.FixtureRequest,
-                                                     case: str) -> None:
+def test_a_browser_lets_the_right_pages_call_the_api(
+    chromium: Any, makrx_target: RunningTarget, make_token: TokenMaker, request: pytest.FixtureRequest, case: str
+) -> None:
     """In headless Chromium, a page from a default local origin (and, with CORS_ORIGINS set, from exactly
     those origins) can `fetch()` an API operation with credentials included and a bearer token — reads
     and writes (PATCH: its preflight) — while a page from an unknown origin (http or https), a lookalike
@@ -228,19 +240,29 @@ def test_a_browser_lets_the_right_pages_call_the_api(chromium: Any, makrx_target
     target = request.getfixturevalue("browser_override") if instance == "override" else makrx_target
     path = _api_path(request) if signed_in else "/api/health"
     seen = browse(chromium, origin, target.base_url.rstrip("/") + path, method, make_token() if signed_in else None)
-    where = f"{method} {path} from a page at {origin}" + (f" (CORS_ORIGINS={ALLOWED})" if instance == "override"
-                                                        else "")
+    where = f"{method} {path} from a page at {origin}" + (
+        f" (CORS_ORIGINS={ALLOWED})" if instance == "override" else ""
+    )
     if allowed:
-        expect(not seen.blocked, f"the browser blocked {where}", received=str(seen),
-               expected="the response readable by the page (any status)")
+        expect(
+            not seen.blocked,
+            f"the browser blocked {where}",
+            received=str(seen),
+            expected="the response readable by the page (any status)",
+        )
     else:
-        expect(seen.blocked, f"the browser let {where} read the response", received=str(seen),
-               expected="blocked: the backend must not allow this origin")
+        expect(
+            seen.blocked,
+            f"the browser let {where} read the response",
+            received=str(seen),
+            expected="blocked: the backend must not allow this origin",
+        )
 
 
 @pytest.mark.contract("CORS-BROWSER-REQUEST-ID", level=SHOULD)
-def test_a_browser_app_can_read_the_request_id(chromium: Any, makrx_target: RunningTarget, make_token: TokenMaker,
-                                               request: pytest.FixtureRequest) -> None:
+def test_a_browser_app_can_read_the_request_id(
+    chromium: Any, makrx_target: RunningTarget, make_token: TokenMaker, request: pytest.FixtureRequest
+) -> None:
     """A page from a default local origin reads X-Request-ID from the API's response (exposed to scripts),
     so an SPA can show it in its error reports.
 
@@ -250,5 +272,9 @@ def test_a_browser_app_can_read_the_request_id(chromium: Any, makrx_target: Runn
     seen = browse(chromium, LOCAL_ORIGIN, makrx_target.base_url.rstrip("/") + path, "GET", make_token())
     if seen.blocked:
         pytest.skip(f"precondition: the browser blocked the page at {LOCAL_ORIGIN} (see CORS-BROWSER)")
-    expect(bool(seen.request_id), "the page cannot read X-Request-ID", received=str(seen),
-           expected="X-Request-ID readable by the page (Access-Control-Expose-Headers)")
+    expect(
+        bool(seen.request_id),
+        "the page cannot read X-Request-ID",
+        received=str(seen),
+        expected="X-Request-ID readable by the page (Access-Control-Expose-Headers)",
+    )

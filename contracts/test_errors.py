@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.contract import MUST, expect
 from makrx_contracts.harness.errorshape import leaks_in, parse_error_body
 from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
@@ -30,8 +29,13 @@ def test_errors_use_the_right_status(provoked: Callable[[str], httpx.Response], 
     """
     response = provoked(kind, check_status=True)
     ok = response.status_code >= 500 if kind == "5xx" else response.status_code == int(kind)
-    expect(ok, f"the {kind} situation answered {response.status_code}", received=str(response.status_code),
-           expected=kind, response=response)
+    expect(
+        ok,
+        f"the {kind} situation answered {response.status_code}",
+        received=str(response.status_code),
+        expected=kind,
+        response=response,
+    )
 
 
 @pytest.mark.contract("ERR-SHAPE", level=MUST)
@@ -44,15 +48,18 @@ def test_error_bodies_have_the_error_shape(provoked: Callable[[str], httpx.Respo
     """
     response = provoked(kind)
     body = parse_error_body(response)
-    expect(not body.problems, f"the {response.status_code} body lacks the error shape",
-           received="; ".join(body.problems), expected="JSON object with code, message and request_id",
-           response=response)
+    expect(
+        not body.problems,
+        f"the {response.status_code} body lacks the error shape",
+        received="; ".join(body.problems),
+        expected="JSON object with code, message and request_id",
+        response=response,
+    )
 
 
 @pytest.mark.contract("ERR-NO-LEAKS", level=MUST)
 @pytest.mark.parametrize("kind", ERROR_KINDS)
-def test_error_bodies_leak_nothing_internal(provoked: Callable[[str], httpx.Response], kind: str,
-                                            makrx_target) -> None:
+def test_error_bodies_leak_nothing_internal(provoked: Callable[[str], httpx.Response], kind: str, makrx_target) -> None:
     """No error body contains a stack trace, an exception class, a file path, SQL, a DSN or a password.
 
     CONVENTIONS, Error Handling (structured responses); full-stack-fastapi-template: details to logs only.
@@ -60,8 +67,13 @@ def test_error_bodies_leak_nothing_internal(provoked: Callable[[str], httpx.Resp
     response = provoked(kind)
     secrets = tuple(s for s in (makrx_target.env.get("DATABASE_URL"),) if s)
     found = leaks_in(response.text, secrets)
-    expect(not found, f"the {response.status_code} body gives away internals", received=", ".join(found),
-           expected="a fixed, client-facing message", response=response)
+    expect(
+        not found,
+        f"the {response.status_code} body gives away internals",
+        received=", ".join(found),
+        expected="a fixed, client-facing message",
+        response=response,
+    )
 
 
 @pytest.mark.contract("ERR-MALFORMED-JSON", level=MUST)
@@ -72,9 +84,13 @@ def test_malformed_json_is_a_client_error(provoker: Provoker) -> None:
     """
     response = provoker.malformed_json()
     body = parse_error_body(response)
-    expect(400 <= response.status_code < 500 and not body.problems, "malformed JSON was not a shaped 4xx",
-           received=f"{response.status_code}; " + ("; ".join(body.problems) or "shape ok"),
-           expected="400 or 422 with the error shape", response=response)
+    expect(
+        400 <= response.status_code < 500 and not body.problems,
+        "malformed JSON was not a shaped 4xx",
+        received=f"{response.status_code}; " + ("; ".join(body.problems) or "shape ok"),
+        expected="400 or 422 with the error shape",
+        response=response,
+    )
 
 
 @pytest.mark.contract("ERR-5XX-CORS", level=MUST)
@@ -89,7 +105,10 @@ def test_server_errors_keep_cors_headers(provoked: Callable[[str], httpx.Respons
     healthy = makrx_client.get("/api/health", headers={"Origin": LOCAL_ORIGIN})
     if healthy.headers.get("Access-Control-Allow-Origin") != LOCAL_ORIGIN:
         pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed at all (see CORS-LOCAL-DEFAULT)")
-    expect(response.headers.get("Access-Control-Allow-Origin") == LOCAL_ORIGIN,
-           "a 5xx lost the CORS headers healthy responses carry",
-           received=f"ACAO {response.headers.get('Access-Control-Allow-Origin')!r}",
-           expected=f"Access-Control-Allow-Origin: {LOCAL_ORIGIN} on the 5xx too", response=[healthy, response])
+    expect(
+        response.headers.get("Access-Control-Allow-Origin") == LOCAL_ORIGIN,
+        "a 5xx lost the CORS headers healthy responses carry",
+        received=f"ACAO {response.headers.get('Access-Control-Allow-Origin')!r}",
+        expected=f"Access-Control-Allow-Origin: {LOCAL_ORIGIN} on the 5xx too",
+        response=[healthy, response],
+    )

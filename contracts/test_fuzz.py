@@ -16,7 +16,6 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, violation
@@ -94,8 +93,9 @@ class _Sender:
         self.client.close()
         self.client = ContractClient(self.base_url, source_address=self.addresses.next())
 
-    def send(self, case: schemathesis.Case, authorization: str | None
-             ) -> tuple[httpx.Request, httpx.Response | None, str | None] | None:
+    def send(
+        self, case: schemathesis.Case, authorization: str | None
+    ) -> tuple[httpx.Request, httpx.Response | None, str | None] | None:
         """(request, response or None, transport error); None when the case cannot be sent (a generated
         header httpx refuses) or stayed throttled."""
         kwargs = case.as_transport_kwargs(base_url=self.base_url)
@@ -108,8 +108,14 @@ class _Sender:
         elif kwargs.get("data") is not None:
             body["content" if isinstance(kwargs["data"], (bytes, str)) else "data"] = kwargs["data"]
         try:
-            request = self.client.build_request(kwargs["method"], kwargs["url"], params=kwargs.get("params"),
-                                                headers=headers, cookies=kwargs.get("cookies") or None, **body)
+            request = self.client.build_request(
+                kwargs["method"],
+                kwargs["url"],
+                params=kwargs.get("params"),
+                headers=headers,
+                cookies=kwargs.get("cookies") or None,
+                **body,
+            )
         except (httpx.InvalidURL, UnicodeEncodeError, TypeError, ValueError):
             return None
         for attempt in range(2):
@@ -167,12 +173,19 @@ def _all_checks() -> tuple[Callable[..., Any], ...]:
         status_code_conformance,
     )
 
-    return (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-            negative_data_rejection, positive_data_acceptance)
+    return (
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        negative_data_rejection,
+        positive_data_acceptance,
+    )
 
 
-def _findings(case: schemathesis.Case, response: httpx.Response, checks: Sequence[Callable[..., Any]] | None = None
-              ) -> list[Failure]:
+def _findings(
+    case: schemathesis.Case, response: httpx.Response, checks: Sequence[Callable[..., Any]] | None = None
+) -> list[Failure]:
     from schemathesis.core.failures import Failure, FailureGroup
 
     try:
@@ -190,8 +203,14 @@ def _fuzz(operation: Any, mode: GenerationMode, examples: int, seed: int, run: C
         return
 
     @hypothesis.seed(seed)
-    @hypothesis.settings(max_examples=examples, database=None, deadline=None, phases=(Phase.generate,),
-                         suppress_health_check=list(HealthCheck), print_blob=False)
+    @hypothesis.settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate,),
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
     @hypothesis.given(case=operation.as_strategy(mode))
     def exercise(case: schemathesis.Case) -> None:
         run(case)
@@ -202,8 +221,16 @@ def _fuzz(operation: Any, mode: GenerationMode, examples: int, seed: int, run: C
         pass  # nothing to generate in this mode (e.g. no parameter to make invalid)
 
 
-def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: str | None,
-              probe_without_token: bool, examples: int, seed: int) -> None:
+def _exercise(
+    operation: Any,
+    sender: _Sender,
+    run: FuzzRun,
+    *,
+    authorization: str | None,
+    probe_without_token: bool,
+    examples: int,
+    seed: int,
+) -> None:
     """Send ``examples`` generated cases of one operation (half valid, half invalid) and record the answers;
     then, for a protected operation, its first valid case once more without a token."""
     from schemathesis import GenerationMode
@@ -239,8 +266,13 @@ def _exercise(operation: Any, sender: _Sender, run: FuzzRun, *, authorization: s
 
 
 @pytest.fixture(scope="session")
-def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_source_addresses: SourceAddresses,
-             makrx_config: MakrxConfig, request: pytest.FixtureRequest) -> FuzzRun:
+def fuzz_run(
+    openapi: OpenAPIDoc | None,
+    makrx_target: RunningTarget,
+    makrx_source_addresses: SourceAddresses,
+    makrx_config: MakrxConfig,
+    request: pytest.FixtureRequest,
+) -> FuzzRun:
     """One pass over every operation of the live document: ``--makrx-fuzz-examples`` generated requests per
     operation (half valid, half invalid), protected ones with a valid token holding every configured role;
     then each protected operation's first valid case once more without a token."""
@@ -271,8 +303,15 @@ def fuzz_run(openapi: OpenAPIDoc | None, makrx_target: RunningTarget, makrx_sour
                 break  # a backend that stops answering: more operations would each wait out a timeout
             operation = result.ok()
             is_secured = (operation.method.upper(), operation.path) in secured
-            _exercise(operation, sender, run, authorization=f"Bearer {token}" if is_secured and token else None,
-                      probe_without_token=is_secured, examples=makrx_config.fuzz_examples, seed=seed)
+            _exercise(
+                operation,
+                sender,
+                run,
+                authorization=f"Bearer {token}" if is_secured and token else None,
+                probe_without_token=is_secured,
+                examples=makrx_config.fuzz_examples,
+                seed=seed,
+            )
     finally:
         sender.close()
     run.throttled = sender.throttled
@@ -286,8 +325,15 @@ def _curl(request: httpx.Request) -> str:
     """The request as a curl command; the token is left to the reader ($TOKEN)."""
     parts = ["curl", "-X", request.method, shlex.quote(str(request.url))]
     for key, value in request.headers.items():
-        if key.lower() in ("host", "content-length", "accept-encoding", "connection", "user-agent", "accept",
-                           "x-schemathesis-testcaseid"):
+        if key.lower() in (
+            "host",
+            "content-length",
+            "accept-encoding",
+            "connection",
+            "user-agent",
+            "accept",
+            "x-schemathesis-testcaseid",
+        ):
             continue
         if key.lower() == "authorization":
             parts += ["-H", '"Authorization: Bearer $TOKEN"']
@@ -307,17 +353,23 @@ def _fail_on(run: FuzzRun, findings: list[Finding], *, title: str, expected: str
         shown.setdefault(finding.exchange.label, finding)
     firsts = list(shown.values())[:3]
     received = f"{len(findings)} of {len(run.exchanges) + len(run.unauthenticated)} generated requests; " + "; ".join(
-        f"{f.exchange.label} ({f.exchange.mode}): {f.reason}" for f in firsts)
+        f"{f.exchange.label} ({f.exchange.mode}): {f.reason}" for f in firsts
+    )
     details = ["Reproduce:"] + [f"  {_curl(f.exchange.request)}" for f in firsts]
     details += [f"\n{f.exchange.label}: {redact(f.detail)[:1500]}" for f in firsts if f.detail]
     if run.throttled:
         details.append(f"\n({run.throttled} request(s) stayed rate limited after a retry and were not judged)")
     if len(run.hung) >= MAX_HUNG_OPERATIONS:
-        details.append(f"\n(fuzzing stopped after {len(run.hung)} operations left a request unanswered: "
-                       f"{', '.join(run.hung)})")
-    raise violation(title, received=received, expected=expected,
-                    response=[f.exchange.response for f in firsts if f.exchange.response is not None],
-                    details="\n".join(details))
+        details.append(
+            f"\n(fuzzing stopped after {len(run.hung)} operations left a request unanswered: {', '.join(run.hung)})"
+        )
+    raise violation(
+        title,
+        received=received,
+        expected=expected,
+        response=[f.exchange.response for f in firsts if f.exchange.response is not None],
+        details="\n".join(details),
+    )
 
 
 def _is_server_error(exchange: Exchange) -> bool:
@@ -326,8 +378,13 @@ def _is_server_error(exchange: Exchange) -> bool:
 
 def _schemathesis_findings(run: FuzzRun, select: Callable[[Failure], bool]) -> list[Finding]:
     """Schemathesis' findings picked by ``select``; a 5xx is FUZZ-NO-5XX's alone."""
-    return [Finding(e, f"{f.code} {f.title}", f.message) for e in run.exchanges if not _is_server_error(e)
-            for f in e.failures if select(f)]
+    return [
+        Finding(e, f"{f.code} {f.title}", f.message)
+        for e in run.exchanges
+        if not _is_server_error(e)
+        for f in e.failures
+        if select(f)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ contracts
@@ -356,8 +413,7 @@ class _Owners:
         return self._responses
 
     def show(self, problem: Callable[[httpx.Response], bool], *, errors_only: bool = False) -> bool:
-        return any(problem(response) for response in self.responses()
-                   if response.status_code >= 400 or not errors_only)
+        return any(problem(response) for response in self.responses() if response.status_code >= 400 or not errors_only)
 
 
 def _body_is_malformed_json(request: httpx.Request) -> bool:
@@ -371,8 +427,9 @@ def _body_is_malformed_json(request: httpx.Request) -> bool:
 
 
 @pytest.mark.contract("FUZZ-NO-5XX", level=MUST)
-def test_generated_requests_get_no_server_error(fuzz_run: FuzzRun, makrx_target: RunningTarget,
-                                                request: pytest.FixtureRequest) -> None:
+def test_generated_requests_get_no_server_error(
+    fuzz_run: FuzzRun, makrx_target: RunningTarget, request: pytest.FixtureRequest
+) -> None:
     """No request generated from the OpenAPI document, valid or invalid, is answered 5xx or left
     unanswered: invalid input is the client's error (4xx), never a crash.
 
@@ -381,23 +438,32 @@ def test_generated_requests_get_no_server_error(fuzz_run: FuzzRun, makrx_target:
     contract sees it too.)
     """
     if makrx_target.migration is not None and not makrx_target.migration.ok:
-        pytest.skip("precondition: `alembic upgrade head` failed, so the database has no schema "
-                    "(see STRUCT-MIGRATIONS-APPLY)")
-    findings = [Finding(e, e.error or f"{e.response.status_code} {e.response.reason_phrase}")
-                for e in fuzz_run.exchanges if _is_server_error(e)]
+        pytest.skip(
+            "precondition: `alembic upgrade head` failed, so the database has no schema (see STRUCT-MIGRATIONS-APPLY)"
+        )
+    findings = [
+        Finding(e, e.error or f"{e.response.status_code} {e.response.reason_phrase}")
+        for e in fuzz_run.exchanges
+        if _is_server_error(e)
+    ]
     not_ready = [f.exchange.label for f in findings if "ready" in f.exchange.label]
     if not_ready:  # a dependency was down during the pass: 5xx is then the right answer (ERR-STATUS)
         pytest.skip(f"precondition: {not_ready[0]} said the backend was not ready during fuzzing (see HEALTH-READY)")
     malformed = [f for f in findings if _body_is_malformed_json(f.exchange.request)]
     if malformed and request.getfixturevalue("provoker").malformed_json().status_code >= 500:
         findings = [f for f in findings if f not in malformed]  # ERR-MALFORMED-JSON fails on the same crash
-    _fail_on(fuzz_run, findings, title="generated requests got a server error",
-             expected="a 2xx or 4xx answer to every generated request")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title="generated requests got a server error",
+        expected="a 2xx or 4xx answer to every generated request",
+    )
 
 
 @pytest.mark.contract("FUZZ-ERROR-SHAPE", level=MUST)
-def test_every_fuzzed_error_has_the_error_shape(fuzz_run: FuzzRun, makrx_target: RunningTarget,
-                                                provoked: Callable[..., httpx.Response]) -> None:
+def test_every_fuzzed_error_has_the_error_shape(
+    fuzz_run: FuzzRun, makrx_target: RunningTarget, provoked: Callable[..., httpx.Response]
+) -> None:
     """Every 4xx/5xx answer to a generated request is a JSON object with a code, a message and the request
     id — equal to the response's X-Request-ID header — and gives nothing internal away (trace, exception
     class, file path, SQL, DSN). Judges the error paths only fuzzing reaches: a problem that the classic
@@ -412,8 +478,11 @@ def test_every_fuzzed_error_has_the_error_shape(fuzz_run: FuzzRun, makrx_target:
 
     def other_id(response: httpx.Response) -> list[str]:
         found, header = parse_error_body(response).request_id, response.headers.get(HEADER)
-        return [f"body request id {found!r} differs from the {HEADER} header {header!r}"] \
-            if found is not None and found != header else []
+        return (
+            [f"body request id {found!r} differs from the {HEADER} header {header!r}"]
+            if found is not None and found != header
+            else []
+        )
 
     def leaking(response: httpx.Response) -> list[str]:
         return [f"leaks {leak}" for leak in leaks_in(response.text, secrets)]
@@ -424,36 +493,50 @@ def test_every_fuzzed_error_has_the_error_shape(fuzz_run: FuzzRun, makrx_target:
         response = exchange.response
         if response.status_code < 400:
             continue
-        problems = [problem for rule in (unshaped, other_id, leaking) for problem in rule(response)
-                    if not owners.show(lambda r, rule=rule: bool(rule(r)), errors_only=True)]
+        problems = [
+            problem
+            for rule in (unshaped, other_id, leaking)
+            for problem in rule(response)
+            if not owners.show(lambda r, rule=rule: bool(rule(r)), errors_only=True)
+        ]
         if problems:
             findings.append(Finding(exchange, f"{response.status_code}: " + "; ".join(problems)))
-    _fail_on(fuzz_run, findings, title="error answers to generated requests lack the error shape",
-             expected="JSON object with code, message and the request id of the X-Request-ID header; no internals")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title="error answers to generated requests lack the error shape",
+        expected="JSON object with code, message and the request id of the X-Request-ID header; no internals",
+    )
 
 
 @pytest.mark.contract("FUZZ-REQUEST-ID", level=MUST)
-def test_every_fuzzed_answer_carries_a_request_id(fuzz_run: FuzzRun, provoked: Callable[..., httpx.Response]
-                                                  ) -> None:
+def test_every_fuzzed_answer_carries_a_request_id(fuzz_run: FuzzRun, provoked: Callable[..., httpx.Response]) -> None:
     """Every answer to a generated request, whatever its status (201, 204, 400, 409, ...), carries a
     non-empty X-Request-ID. (When the classic probes lack it too, RID-EVERY-RESPONSE owns the failure.)
 
     CONVENTIONS, Observability: "Include X-Request-ID on all responses".
     """
+
     def missing(response: httpx.Response) -> bool:
         return not response.headers.get(HEADER, "").strip()
 
-    findings = [Finding(e, f"{e.response.status_code} without {HEADER}") for e in fuzz_run.answered()
-                if missing(e.response)]
+    findings = [
+        Finding(e, f"{e.response.status_code} without {HEADER}") for e in fuzz_run.answered() if missing(e.response)
+    ]
     if findings and _Owners(provoked).show(missing):
         pytest.skip(f"precondition: the classic probes lack {HEADER} too (see RID-EVERY-RESPONSE)")
-    _fail_on(fuzz_run, findings, title=f"answers to generated requests lack {HEADER}",
-             expected=f"an {HEADER} header on every response")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title=f"answers to generated requests lack {HEADER}",
+        expected=f"an {HEADER} header on every response",
+    )
 
 
 @pytest.mark.contract("FUZZ-AUTH-REQUIRED", level=MUST)
-def test_protected_operations_refuse_a_request_without_a_token(fuzz_run: FuzzRun, protected_operation: Operation
-                                                               ) -> None:
+def test_protected_operations_refuse_a_request_without_a_token(
+    fuzz_run: FuzzRun, protected_operation: Operation
+) -> None:
     """Every operation with a security requirement in the document answers 401 to a valid request sent
     without credentials — not 2xx (auth not enforced), 403, 422 or 5xx. The operation AUTH-NO-TOKEN
     checks is that contract's: a wrong status it shows too is its finding.
@@ -470,8 +553,12 @@ def test_protected_operations_refuse_a_request_without_a_token(fuzz_run: FuzzRun
     representative = f"{protected_operation.method} {protected_operation.path}"
     owned = {f.reason for f in findings if f.exchange.label == representative}
     findings = [f for f in findings if f.reason not in owned]  # the same wrong answer: AUTH-NO-TOKEN fails
-    _fail_on(fuzz_run, findings, title="a protected operation did not refuse a request without a token",
-             expected="401 from every operation with a security requirement when no token is sent")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title="a protected operation did not refuse a request without a token",
+        expected="401 from every operation with a security requirement when no token is sent",
+    )
 
 
 @pytest.mark.contract("FUZZ-SCHEMA", level=SHOULD)
@@ -483,8 +570,12 @@ def test_fuzzed_answers_match_the_document(fuzz_run: FuzzRun) -> None:
     `response_schema_conformance` (ST108-ST110); OpenAPI 3.1, Responses and Media Type Objects.
     """
     findings = _schemathesis_findings(fuzz_run, lambda f: f.code not in (SERVER_ERROR, *INPUT_CODES))
-    _fail_on(fuzz_run, findings, title="answers to generated requests do not match the OpenAPI document",
-             expected="documented status, documented content type and a body valid against its schema")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title="answers to generated requests do not match the OpenAPI document",
+        expected="documented status, documented content type and a body valid against its schema",
+    )
 
 
 @pytest.mark.contract("FUZZ-INPUT-VALIDATION", level=SHOULD)
@@ -497,5 +588,9 @@ def test_input_validation_matches_the_document(fuzz_run: FuzzRun) -> None:
     Security (security/input_validation.py).
     """
     findings = _schemathesis_findings(fuzz_run, lambda f: f.code in INPUT_CODES)
-    _fail_on(fuzz_run, findings, title="input validation differs from the OpenAPI document",
-             expected="schema-violating requests refused with 4xx, schema-valid ones accepted")
+    _fail_on(
+        fuzz_run,
+        findings,
+        title="input validation differs from the OpenAPI document",
+        expected="schema-violating requests refused with 4xx, schema-valid ones accepted",
+    )

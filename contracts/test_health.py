@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
 from makrx_contracts.harness.errorshape import leaks_in
@@ -34,9 +33,13 @@ def test_health_endpoints_answer_200_json_without_auth(makrx_client: ContractCli
     CONVENTIONS, Health: "Always expose /health and /api/health endpoints."
     """
     response = makrx_client.get(path)
-    expect(response.status_code == 200 and _json_object(response), f"{path} must answer 200 JSON without auth",
-           received=f"{response.status_code} {response.headers.get('content-type', '')}",
-           expected="200 with a JSON object body", response=response)
+    expect(
+        response.status_code == 200 and _json_object(response),
+        f"{path} must answer 200 JSON without auth",
+        received=f"{response.status_code} {response.headers.get('content-type', '')}",
+        expected="200 with a JSON object body",
+        response=response,
+    )
 
 
 @pytest.mark.contract("HEALTH-LIVE", level=MUST)
@@ -47,8 +50,13 @@ def test_liveness_endpoints_exist(makrx_client: ContractClient, path: str) -> No
     CONVENTIONS, Readiness: "Provide /health/live and /health/readyz (and under /api/v1)".
     """
     response = makrx_client.get(path)
-    expect(response.status_code == 200, f"liveness {path} must answer 200",
-           received=str(response.status_code), expected="200", response=response)
+    expect(
+        response.status_code == 200,
+        f"liveness {path} must answer 200",
+        received=str(response.status_code),
+        expected="200",
+        response=response,
+    )
 
 
 @pytest.mark.contract("HEALTH-READY", level=MUST)
@@ -59,8 +67,13 @@ def test_readiness_is_200_when_dependencies_are_up(makrx_client: ContractClient,
     CONVENTIONS, Readiness: "... with DB and Keycloak checks".
     """
     response = makrx_client.get(path)
-    expect(response.status_code == 200, f"readiness {path} must answer 200 with DB and Keycloak up",
-           received=str(response.status_code), expected="200", response=response)
+    expect(
+        response.status_code == 200,
+        f"readiness {path} must answer 200 with DB and Keycloak up",
+        received=str(response.status_code),
+        expected="200",
+        response=response,
+    )
 
 
 @pytest.mark.contract("HEALTH-NO-SECRETS", level=MUST)
@@ -73,8 +86,13 @@ def test_health_bodies_leak_no_secrets(makrx_client: ContractClient, makrx_targe
     for path in LIVENESS + READINESS:
         response = makrx_client.get(path)
         found = leaks_in(response.text, tuple(s for s in secrets if s))
-        expect(not found, f"{path} body gives away internals", received=", ".join(found),
-               expected="no DSN, password, trace, path or SQL in a health body", response=response)
+        expect(
+            not found,
+            f"{path} body gives away internals",
+            received=", ".join(found),
+            expected="no DSN, password, trace, path or SQL in a health body",
+            response=response,
+        )
 
 
 def _get(client: ContractClient, path: str) -> Callable[[], httpx.Response]:
@@ -89,8 +107,13 @@ def _live_during(client: ContractClient, paths: list[str], outage: str) -> None:
     """Every liveness path that answered 200 before the outage still does."""
     for live_path in paths:
         live = client.get(live_path, timeout=5.0)
-        expect(live.status_code == 200, f"liveness {live_path} must stay 200 while {outage}",
-               received=str(live.status_code), expected="200", response=live)
+        expect(
+            live.status_code == 200,
+            f"liveness {live_path} must stay 200 while {outage}",
+            received=str(live.status_code),
+            expected="200",
+            response=live,
+        )
 
 
 @pytest.mark.contract("HEALTH-READY-DB", level=MUST)
@@ -104,14 +127,29 @@ def test_readiness_follows_the_database(makrx_client: ContractClient, makrx_laun
     path, *_ = _answering(makrx_client, READINESS)
     live_paths = _answering(makrx_client, LIVENESS)
     with outage(makrx_services.postgres, "the database"):
-        down = expect_eventually(_get(makrx_client, path), _is(503), timeout=8, expected="503 within 8 s",
-                                 title=f"readiness {path} must answer 503 while the database is down")
+        down = expect_eventually(
+            _get(makrx_client, path),
+            _is(503),
+            timeout=8,
+            expected="503 within 8 s",
+            title=f"readiness {path} must answer 503 while the database is down",
+        )
         found = leaks_in(down.text, (makrx_services.postgres.password,))
-        expect(not found, "a failing readiness body gives away internals", received=", ".join(found),
-               expected="which check failed, without DSN/password/exception text", response=down)
+        expect(
+            not found,
+            "a failing readiness body gives away internals",
+            received=", ".join(found),
+            expected="which check failed, without DSN/password/exception text",
+            response=down,
+        )
         _live_during(makrx_client, live_paths, "the database is down")
-    expect_eventually(_get(makrx_client, path), _is(200), timeout=15, expected="200 again, without a restart",
-                      title=f"readiness {path} must recover after the database returns")
+    expect_eventually(
+        _get(makrx_client, path),
+        _is(200),
+        timeout=15,
+        expected="200 again, without a restart",
+        title=f"readiness {path} must recover after the database returns",
+    )
 
 
 @pytest.mark.contract("HEALTH-READY-KEYCLOAK", level=MUST)
@@ -124,13 +162,23 @@ def test_readiness_follows_keycloak(makrx_client: ContractClient, makrx_launcher
     live_paths = _answering(makrx_client, LIVENESS)
     makrx_issuer.go_down()
     try:
-        expect_eventually(_get(makrx_client, path), _is(503), timeout=8, expected="503 within 8 s",
-                          title=f"readiness {path} must answer 503 while Keycloak is unreachable")
+        expect_eventually(
+            _get(makrx_client, path),
+            _is(503),
+            timeout=8,
+            expected="503 within 8 s",
+            title=f"readiness {path} must answer 503 while Keycloak is unreachable",
+        )
         _live_during(makrx_client, live_paths, "Keycloak is down")
     finally:
         makrx_issuer.come_up()
-    expect_eventually(_get(makrx_client, path), _is(200), timeout=15, expected="200 again, without a restart",
-                      title=f"readiness {path} must recover after Keycloak returns")
+    expect_eventually(
+        _get(makrx_client, path),
+        _is(200),
+        timeout=15,
+        expected="200 again, without a restart",
+        title=f"readiness {path} must recover after Keycloak returns",
+    )
 
 
 # Failing readiness checks a body may name to declare Redis a readiness dependency of its own.
@@ -145,8 +193,11 @@ def _declares_redis(response: httpx.Response) -> bool:
         return False
     checks = body.get("checks") if isinstance(body, dict) else None
     if isinstance(checks, dict):
-        return any(_REDIS_CHECK.search(str(name)) for name, state in checks.items()
-                   if str(state).lower() not in ("ok", "up", "pass", "true", "healthy"))
+        return any(
+            _REDIS_CHECK.search(str(name))
+            for name, state in checks.items()
+            if str(state).lower() not in ("ok", "up", "pass", "true", "healthy")
+        )
     return bool(_REDIS_CHECK.search(response.text))
 
 
@@ -155,8 +206,9 @@ def _answering(client: ContractClient, paths: tuple[str, ...]) -> list[str]:
     others are HEALTH-ENDPOINTS/-LIVE/-READY's business (which fail in the same run)."""
     found = [path for path in paths if client.get(path, timeout=5.0).status_code == 200]
     if not found:
-        pytest.skip(f"precondition: none of {', '.join(paths)} answers 200 with everything up (see HEALTH-LIVE, "
-                    "HEALTH-READY)")
+        pytest.skip(
+            f"precondition: none of {', '.join(paths)} answers 200 with everything up (see HEALTH-LIVE, HEALTH-READY)"
+        )
     return found
 
 
@@ -171,9 +223,13 @@ def test_liveness_survives_a_redis_outage(makrx_client: ContractClient, makrx_la
     with outage(makrx_services.redis, "Redis"):
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
-            expect(response.status_code == 200, f"liveness {path} failed while Redis was down",
-                   received=str(response.status_code), expected="200 (Redis is not a liveness dependency)",
-                   response=response)
+            expect(
+                response.status_code == 200,
+                f"liveness {path} failed while Redis was down",
+                received=str(response.status_code),
+                expected="200 (Redis is not a liveness dependency)",
+                response=response,
+            )
 
 
 @pytest.mark.contract("HEALTH-READY-REDIS-DOWN", level=SHOULD)
@@ -189,8 +245,11 @@ def test_readiness_survives_a_redis_outage(makrx_client: ContractClient, makrx_l
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
             declared = response.status_code == 503 and _declares_redis(response)
-            expect(response.status_code == 200 or declared, f"readiness {path} failed while Redis was down",
-                   received=f"{response.status_code}" + ("" if response.status_code != 503 else
-                                                         " without naming a Redis check"),
-                   expected="200, or 503 naming the failed Redis check (a declared readiness dependency)",
-                   response=response)
+            expect(
+                response.status_code == 200 or declared,
+                f"readiness {path} failed while Redis was down",
+                received=f"{response.status_code}"
+                + ("" if response.status_code != 503 else " without naming a Redis check"),
+                expected="200, or 503 naming the failed Redis check (a declared readiness dependency)",
+                response=response,
+            )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, expect
 from makrx_contracts.harness.openapi import OPENAPI_PATHS, OpenAPIDoc, fetch_openapi
@@ -30,9 +29,13 @@ def test_the_openapi_document_is_reachable(makrx_client: ContractClient) -> None
 
     CONVENTIONS, API Prefix (routes are discoverable); SPEC §5 PREFIX.
     """
-    expect(fetch_openapi(makrx_client) is not None, "no OpenAPI document",
-           received="no JSON document at " + ", ".join(OPENAPI_PATHS), expected="an OpenAPI document (FastAPI serves /openapi.json by default)",
-           response=makrx_client.exchanges or None)
+    expect(
+        fetch_openapi(makrx_client) is not None,
+        "no OpenAPI document",
+        received="no JSON document at " + ", ".join(OPENAPI_PATHS),
+        expected="an OpenAPI document (FastAPI serves /openapi.json by default)",
+        response=makrx_client.exchanges or None,
+    )
 
 
 @pytest.mark.contract("PREFIX-API", level=MUST)
@@ -42,8 +45,13 @@ def test_routes_are_mounted_under_api(openapi: OpenAPIDoc | None) -> None:
 
     CONVENTIONS, API Prefix: "Mount routers under /api".
     """
-    outside = sorted({op.path for op in _doc(openapi).operations
-                      if not op.path.startswith("/api") and not _OUTSIDE_API_OK.match(op.path)})
+    outside = sorted(
+        {
+            op.path
+            for op in _doc(openapi).operations
+            if not op.path.startswith("/api") and not _OUTSIDE_API_OK.match(op.path)
+        }
+    )
     expect(not outside, "routes outside /api", received=", ".join(outside[:10]), expected="every API route under /api")
 
 
@@ -58,7 +66,10 @@ def test_api_routes_are_versioned(openapi: OpenAPIDoc | None) -> None:
     paths = {op.path for op in _doc(openapi).operations if op.path.startswith("/api")}
     versioned = {p for p in paths if _VERSIONED.match(p)}
     tails = {re.sub(r"^/api/v\d+", "", p) for p in versioned}
-    unversioned = sorted(p for p in paths - versioned if not is_health_path(p) and p[len("/api"):] not in tails)
-    expect(versioned and not unversioned, "API routes without a version",
-           received=(", ".join(unversioned[:10]) or "no /api/vN route at all"),
-           expected="routes under /api/v1/... (unversioned ones only as aliases)")
+    unversioned = sorted(p for p in paths - versioned if not is_health_path(p) and p[len("/api") :] not in tails)
+    expect(
+        versioned and not unversioned,
+        "API routes without a version",
+        received=(", ".join(unversioned[:10]) or "no /api/vN route at all"),
+        expected="routes under /api/v1/... (unversioned ones only as aliases)",
+    )

@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
-from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.openapi import Operation
+from makrx_contracts.harness.ports import SourceAddresses
 from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker, RateOp
 from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
@@ -33,8 +32,14 @@ XFF = "X-Forwarded-For"
 # Header values only (RFC 5737 documentation ranges): no traffic is ever sent to these addresses.
 _DOC_NETS = ("192.0.2", "198.51.100", "203.0.113")
 _rng = random.Random()
-_LIMIT_HEADERS = ("RateLimit", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Policy", "X-RateLimit-Limit",
-                  "X-RateLimit-Remaining")
+_LIMIT_HEADERS = (
+    "RateLimit",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Policy",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+)
 _REMAINING = re.compile(r"(?:^|[;,\s])r=(\d+)")
 RECOVERY_TIMEOUT = 20.0  # seconds a backend has to use Redis again after it returns
 
@@ -44,6 +49,7 @@ def _doc_address() -> str:
 
 
 # --- bursts ---------------------------------------------------------------------------------------------
+
 
 def _remaining(response: httpx.Response) -> int | None:
     """Requests left in the window, from any of the common limit headers (None when absent)."""
@@ -76,8 +82,13 @@ class Burst:
         return shown
 
 
-def burst(clients: Sequence[ContractClient], op: RateOp, budget: int, *,
-          headers: Callable[[int], Mapping[str, str]] | None = None) -> Burst:
+def burst(
+    clients: Sequence[ContractClient],
+    op: RateOp,
+    budget: int,
+    *,
+    headers: Callable[[int], Mapping[str, str]] | None = None,
+) -> Burst:
     """Send ``op`` round-robin over ``clients`` until the first 429 or ``budget`` requests.
 
     Only the last exchanges of each client are kept, so a failure shows the interesting ones.
@@ -140,12 +151,18 @@ def rate_auth(provoker: Provoker) -> Callable[[], dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def limit(makrx_target: RunningTarget, rate_op: RateOp, makrx_config: MakrxConfig,
-          makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]]) -> Limit | None:
+def limit(
+    makrx_target: RunningTarget,
+    rate_op: RateOp,
+    makrx_config: MakrxConfig,
+    makrx_source_addresses: SourceAddresses,
+    rate_auth: Callable[[], dict[str, str]],
+) -> Limit | None:
     """The limit as observed by a burst from a fresh address (a second try if the window reset)."""
     for _ in range(2):
-        with ContractClient(makrx_target.base_url, source_address=makrx_source_addresses.next(),
-                            headers=rate_auth()) as client:
+        with ContractClient(
+            makrx_target.base_url, source_address=makrx_source_addresses.next(), headers=rate_auth()
+        ) as client:
             seen = burst([client], rate_op, makrx_config.rate_budget)
         if seen.limited is None:
             return None
@@ -156,16 +173,19 @@ def limit(makrx_target: RunningTarget, rate_op: RateOp, makrx_config: MakrxConfi
 
 def need(limit: Limit | None, makrx_config: MakrxConfig) -> Limit:
     if limit is None:
-        pytest.skip(f"precondition: no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests "
-                    "(see RATE-LIMIT)")
+        pytest.skip(
+            f"precondition: no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests (see RATE-LIMIT)"
+        )
     return limit
 
 
 @pytest.fixture
-def fresh(makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]],
-          request: pytest.FixtureRequest) -> Callable[..., list[ContractClient]]:
+def fresh(
+    makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]], request: pytest.FixtureRequest
+) -> Callable[..., list[ContractClient]]:
     """``fresh(a, b, ...)``: one client per given instance, all from one new source address and with one
     caller's credentials (one caller)."""
+
     def make(*targets: RunningTarget) -> list[ContractClient]:
         address = makrx_source_addresses.next()
         headers = rate_auth()
@@ -198,8 +218,7 @@ def _owned_redis(services: Any) -> Any:
     return redis
 
 
-def shared_burst(fresh: Callable[..., list[ContractClient]], a: RunningTarget, b: RunningTarget,
-                 limit: Limit) -> Burst:
+def shared_burst(fresh: Callable[..., list[ContractClient]], a: RunningTarget, b: RunningTarget, limit: Limit) -> Burst:
     """From one new address, alternate between ``a`` and ``b`` until 429; stop past the shared ceiling."""
     for _ in range(2):
         seen = burst(fresh(a, b), limit.op, limit.shared_ceiling + 1)
@@ -212,8 +231,14 @@ def _shared(seen: Burst, limit: Limit) -> bool:
     return seen.limited is not None and seen.allowed <= limit.shared_ceiling
 
 
-def shared_within(timeout: float, redis: Any, fresh: Callable[..., list[ContractClient]], a: RunningTarget,
-                  b: RunningTarget, limit: Limit) -> Burst:
+def shared_within(
+    timeout: float,
+    redis: Any,
+    fresh: Callable[..., list[ContractClient]],
+    a: RunningTarget,
+    b: RunningTarget,
+    limit: Limit,
+) -> Burst:
     """Flush Redis and burst across ``a`` and ``b`` until they share the count or ``timeout`` passes; the
     last burst. A backend that just lived through a Redis outage (this test's or an earlier one's) may
     count in memory for a moment before it uses Redis again: that is allowed, for a bounded time."""
@@ -228,21 +253,26 @@ def shared_within(timeout: float, redis: Any, fresh: Callable[..., list[Contract
 
 # --- contracts ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.contract("RATE-LIMIT", level=MUST)
-def test_a_burst_reaches_the_limit(provoked: Callable[..., httpx.Response], makrx_config: MakrxConfig,
-                                   provoker: Provoker) -> None:
+def test_a_burst_reaches_the_limit(
+    provoked: Callable[..., httpx.Response], makrx_config: MakrxConfig, provoker: Provoker
+) -> None:
     """A burst from one client reaches the rate limit and is answered 429 Too Many Requests.
 
     CONVENTIONS, Error Handling: "include rate limit middleware"; RFC 6585 §4.
     """
     response = provoked("429", check_status=True)
     tried = provoker.rate_ops_tried
-    expect(response.status_code == 429,
-           f"no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests from one client",
-           received=f"{response.status_code} on the last request"
-                    + (f" (each of {', '.join(tried)} burst from a fresh client)" if len(tried) > 1 else ""),
-           expected="429 once the client is over its limit (raise --makrx-rate-budget if the limit is higher, "
-                    "or lower it for the test run through [env] in [tool.makrx-contract])", response=response)
+    expect(
+        response.status_code == 429,
+        f"no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests from one client",
+        received=f"{response.status_code} on the last request"
+        + (f" (each of {', '.join(tried)} burst from a fresh client)" if len(tried) > 1 else ""),
+        expected="429 once the client is over its limit (raise --makrx-rate-budget if the limit is higher, "
+        "or lower it for the test run through [env] in [tool.makrx-contract])",
+        response=response,
+    )
 
 
 def _retry_after_ok(value: str | None) -> bool:
@@ -265,8 +295,13 @@ def test_a_429_says_when_to_retry(provoked: Callable[..., httpx.Response]) -> No
     """
     response = provoked("429")
     value = response.headers.get("Retry-After")
-    expect(_retry_after_ok(value), "a 429 without a valid Retry-After", received=f"Retry-After: {value!r}",
-           expected="Retry-After: <seconds> or an HTTP date", response=response)
+    expect(
+        _retry_after_ok(value),
+        "a 429 without a valid Retry-After",
+        received=f"Retry-After: {value!r}",
+        expected="Retry-After: <seconds> or an HTTP date",
+        response=response,
+    )
 
 
 def _limit_headers(response: httpx.Response) -> list[str]:
@@ -274,8 +309,12 @@ def _limit_headers(response: httpx.Response) -> list[str]:
 
 
 @pytest.mark.contract("RATE-HEADERS", level=SHOULD)
-def test_limit_headers_are_sent(provoked: Callable[..., httpx.Response], makrx_client: ContractClient,
-                                rate_op: RateOp, rate_auth: Callable[[], dict[str, str]]) -> None:
+def test_limit_headers_are_sent(
+    provoked: Callable[..., httpx.Response],
+    makrx_client: ContractClient,
+    rate_op: RateOp,
+    rate_auth: Callable[[], dict[str, str]],
+) -> None:
     """Responses of a limited endpoint, the 429 included, tell the client its limit: the IETF draft's
     RateLimit/RateLimit-Policy (or RateLimit-Limit/-Remaining), or the legacy X-RateLimit-*.
 
@@ -284,19 +323,29 @@ def test_limit_headers_are_sent(provoked: Callable[..., httpx.Response], makrx_c
     limited = provoked("429")
     ok = rate_op.send(makrx_client, rate_auth())
     if ok.status_code >= 500:
-        pytest.skip(f"precondition: {rate_op} answers {ok.status_code} under its limit (a server error, "
-                    "not a rate-limit matter)")
+        pytest.skip(
+            f"precondition: {rate_op} answers {ok.status_code} under its limit (a server error, "
+            "not a rate-limit matter)"
+        )
     for response in (ok, limited):
-        expect(_limit_headers(response), f"the {response.status_code} response of {rate_op} has no limit headers",
-               received="none of " + ", ".join(_LIMIT_HEADERS),
-               expected="RateLimit + RateLimit-Policy (or RateLimit-Limit/-Remaining, or X-RateLimit-*)",
-               response=response)
+        expect(
+            _limit_headers(response),
+            f"the {response.status_code} response of {rate_op} has no limit headers",
+            received="none of " + ", ".join(_LIMIT_HEADERS),
+            expected="RateLimit + RateLimit-Policy (or RateLimit-Limit/-Remaining, or X-RateLimit-*)",
+            response=response,
+        )
 
 
 @pytest.mark.contract("RATE-SHARED", level=MUST)
-def test_limits_are_shared_across_instances(makrx_target: RunningTarget, second_instance: RunningTarget,
-                                            makrx_services: Any, limit: Limit | None, makrx_config: MakrxConfig,
-                                            fresh: Callable[..., list[ContractClient]]) -> None:
+def test_limits_are_shared_across_instances(
+    makrx_target: RunningTarget,
+    second_instance: RunningTarget,
+    makrx_services: Any,
+    limit: Limit | None,
+    makrx_config: MakrxConfig,
+    fresh: Callable[..., list[ContractClient]],
+) -> None:
     """Two instances on one Redis count one client together: alternating between them, the client is
     limited after about the one-instance limit, not twice it.
 
@@ -304,18 +353,28 @@ def test_limits_are_shared_across_instances(makrx_target: RunningTarget, second_
     """
     found = need(limit, makrx_config)
     seen = shared_within(RECOVERY_TIMEOUT, makrx_services.redis, fresh, makrx_target, second_instance, found)
-    expect(_shared(seen, found), "two instances on one Redis do not share the limit",
-           received=(f"{seen.allowed} requests passed across both instances"
-                     + ("" if seen.limited is not None else " without a 429")
-                     + f" (tried for {RECOVERY_TIMEOUT:.0f} s)"),
-           expected=f"a 429 after about {found.allowed} (the one-instance limit; at most {found.shared_ceiling})",
-           response=seen.evidence)
+    expect(
+        _shared(seen, found),
+        "two instances on one Redis do not share the limit",
+        received=(
+            f"{seen.allowed} requests passed across both instances"
+            + ("" if seen.limited is not None else " without a 429")
+            + f" (tried for {RECOVERY_TIMEOUT:.0f} s)"
+        ),
+        expected=f"a 429 after about {found.allowed} (the one-instance limit; at most {found.shared_ceiling})",
+        response=seen.evidence,
+    )
 
 
 @pytest.mark.contract("RATE-REDIS-DOWN", level=MUST)
-def test_redis_outage_falls_back_to_memory(makrx_target: RunningTarget, second_instance: RunningTarget,
-                                           makrx_services: Any, limit: Limit | None, makrx_config: MakrxConfig,
-                                           fresh: Callable[..., list[ContractClient]]) -> None:
+def test_redis_outage_falls_back_to_memory(
+    makrx_target: RunningTarget,
+    second_instance: RunningTarget,
+    makrx_services: Any,
+    limit: Limit | None,
+    makrx_config: MakrxConfig,
+    fresh: Callable[..., list[ContractClient]],
+) -> None:
     """With Redis stopped the service keeps answering (no 5xx) and still limits, in memory; once Redis
     is back it is used again, so the instances share the count again (without a restart).
 
@@ -328,30 +387,47 @@ def test_redis_outage_falls_back_to_memory(makrx_target: RunningTarget, second_i
     (midway,) = fresh(makrx_target)  # a client whose count is half spent when Redis goes away
     before = burst([midway], found.op, max(1, found.allowed // 2))
     if before.server_errors:
-        pytest.skip(f"precondition: {found.op} answers {before.server_errors[0].status_code} already with "
-                    "Redis up (a server error, not a rate-limit matter)")
+        pytest.skip(
+            f"precondition: {found.op} answers {before.server_errors[0].status_code} already with "
+            "Redis up (a server error, not a rate-limit matter)"
+        )
     with redis.outage():
         during = [burst([midway], found.op, 3), burst(fresh(second_instance), found.op, 3)]
         down = burst(fresh(makrx_target), found.op, found.budget)
     errors = [r for seen in (*during, down) for r in seen.server_errors]
     failures = [e for seen in (*during, down) for e in seen.transport_errors]
-    expect(not errors and not failures, "requests failed while Redis was down",
-           received=(f"{len(errors)} responses 5xx" if errors else "; ".join(failures[:2])),
-           expected="the service keeps serving when Redis is down", response=errors[:2] or down.evidence)
-    expect(down.limited is not None, "no limit while Redis was down",
-           received=f"{down.allowed} requests from one client passed, no 429",
-           expected=f"429 after about {found.allowed} requests (limits kept in memory)", response=down.evidence)
+    expect(
+        not errors and not failures,
+        "requests failed while Redis was down",
+        received=(f"{len(errors)} responses 5xx" if errors else "; ".join(failures[:2])),
+        expected="the service keeps serving when Redis is down",
+        response=errors[:2] or down.evidence,
+    )
+    expect(
+        down.limited is not None,
+        "no limit while Redis was down",
+        received=f"{down.allowed} requests from one client passed, no 429",
+        expected=f"429 after about {found.allowed} requests (limits kept in memory)",
+        response=down.evidence,
+    )
     back = shared_within(RECOVERY_TIMEOUT, redis, fresh, makrx_target, second_instance, found)
-    expect(_shared(back, found), "Redis is not used again after it came back",
-           received=f"{back.allowed} requests passed across both instances {RECOVERY_TIMEOUT:.0f} s after Redis "
-                    "returned",
-           expected=f"a shared limit again: 429 after about {found.allowed}", response=back.evidence)
+    expect(
+        _shared(back, found),
+        "Redis is not used again after it came back",
+        received=f"{back.allowed} requests passed across both instances {RECOVERY_TIMEOUT:.0f} s after Redis returned",
+        expected=f"a shared limit again: 429 after about {found.allowed}",
+        response=back.evidence,
+    )
 
 
 @pytest.mark.contract("RATE-XFF-SPOOF", level=MUST)
-def test_spoofed_forwarded_for_does_not_escape_the_limit(makrx_launcher: TargetLauncher, makrx_target: RunningTarget,
-                                                         limit: Limit | None, makrx_config: MakrxConfig,
-                                                         fresh: Callable[..., list[ContractClient]]) -> None:
+def test_spoofed_forwarded_for_does_not_escape_the_limit(
+    makrx_launcher: TargetLauncher,
+    makrx_target: RunningTarget,
+    limit: Limit | None,
+    makrx_config: MakrxConfig,
+    fresh: Callable[..., list[ContractClient]],
+) -> None:
     """With TRUST_PROXY=false (the default) X-Forwarded-For is ignored: a client that sends a new
     forged address with every request is still limited.
 
@@ -360,15 +436,22 @@ def test_spoofed_forwarded_for_does_not_escape_the_limit(makrx_launcher: TargetL
     """
     found = need(limit, makrx_config)
     seen = burst(fresh(makrx_target), found.op, found.budget, headers=lambda n: {XFF: _doc_address()})
-    expect(seen.limited is not None, "a forged X-Forwarded-For escapes the limit (TRUST_PROXY=false)",
-           received=f"{seen.allowed} requests passed, each with a different {XFF}",
-           expected=f"429 after about {found.allowed}, as without the header", response=seen.evidence)
+    expect(
+        seen.limited is not None,
+        "a forged X-Forwarded-For escapes the limit (TRUST_PROXY=false)",
+        received=f"{seen.allowed} requests passed, each with a different {XFF}",
+        expected=f"429 after about {found.allowed}, as without the header",
+        response=seen.evidence,
+    )
 
 
 @pytest.mark.contract("RATE-XFF-TRUSTED", level=MUST)
-def test_trusted_proxy_buckets_per_forwarded_client(proxied_instance: RunningTarget, limit: Limit | None,
-                                                    makrx_config: MakrxConfig,
-                                                    fresh: Callable[..., list[ContractClient]]) -> None:
+def test_trusted_proxy_buckets_per_forwarded_client(
+    proxied_instance: RunningTarget,
+    limit: Limit | None,
+    makrx_config: MakrxConfig,
+    fresh: Callable[..., list[ContractClient]],
+) -> None:
     """With TRUST_PROXY=true the client is the X-Forwarded-For address: after one forwarded client is
     limited, another one behind the same proxy is not.
 
@@ -380,18 +463,30 @@ def test_trusted_proxy_buckets_per_forwarded_client(proxied_instance: RunningTar
     while second == first:
         second = _doc_address()
     seen = burst([proxy], found.op, found.budget, headers=lambda n: {XFF: first})
-    expect(seen.limited is not None, "a forwarded client is never limited (TRUST_PROXY=true)",
-           received=f"{seen.allowed} requests with {XFF}: {first} passed",
-           expected=f"429 after about {found.allowed}", response=seen.evidence)
+    expect(
+        seen.limited is not None,
+        "a forwarded client is never limited (TRUST_PROXY=true)",
+        received=f"{seen.allowed} requests with {XFF}: {first} passed",
+        expected=f"429 after about {found.allowed}",
+        response=seen.evidence,
+    )
     other = found.op.send(proxy, {XFF: second})
-    expect(other.status_code != 429, "another client behind the same proxy shares the limited bucket",
-           received=f"{other.status_code} for {XFF}: {second} right after {first} was limited",
-           expected="a separate bucket per X-Forwarded-For client", response=[seen.limited, other])
+    expect(
+        other.status_code != 429,
+        "another client behind the same proxy shares the limited bucket",
+        received=f"{other.status_code} for {XFF}: {second} right after {first} was limited",
+        expected="a separate bucket per X-Forwarded-For client",
+        response=[seen.limited, other],
+    )
 
 
 @pytest.mark.contract("RATE-HEALTH-EXEMPT", level=SHOULD)
-def test_health_probes_are_not_limited(makrx_target: RunningTarget, limit: Limit | None, makrx_config: MakrxConfig,
-                                       fresh: Callable[..., list[ContractClient]]) -> None:
+def test_health_probes_are_not_limited(
+    makrx_target: RunningTarget,
+    limit: Limit | None,
+    makrx_config: MakrxConfig,
+    fresh: Callable[..., list[ContractClient]],
+) -> None:
     """Health and readiness probes are never answered 429: an orchestrator probing often (or from the
     same address as limited traffic) must not see a healthy instance as failing.
 
@@ -405,16 +500,22 @@ def test_health_probes_are_not_limited(makrx_target: RunningTarget, limit: Limit
     if liveness is None:
         pytest.skip("precondition: no liveness probe answers (see HEALTH-ENDPOINTS, HEALTH-LIVE)")
     probes = burst([client], RateOp(Operation(liveness, "GET", False, False, {})), found.shared_ceiling + 1)
-    expect(probes.limited is None, f"{liveness} is rate limited",
-           received=f"429 after {probes.allowed} probes", expected="no 429 for health probes",
-           response=probes.evidence)
+    expect(
+        probes.limited is None,
+        f"{liveness} is rate limited",
+        received=f"429 after {probes.allowed} probes",
+        expected="no 429 for health probes",
+        response=probes.evidence,
+    )
     spent = burst([client], found.op, found.budget)
     if spent.limited is None:
         pytest.skip(f"precondition: {found.op} did not answer 429 to this client (see RATE-LIMIT)")
     answers = [client.get(path) for path in served]
     limited = [r for r in answers if r.status_code == 429]
-    expect(not limited, "health probes are limited together with the API",
-           received=", ".join(f"{r.request.url.path} 429" for r in limited),
-           expected="probes answer (200/503) even when the client is over its API limit",
-           response=[spent.limited, *limited])
-
+    expect(
+        not limited,
+        "health probes are limited together with the API",
+        received=", ".join(f"{r.request.url.path} 429" for r in limited),
+        expected="probes answer (200/503) even when the client is over its API limit",
+        response=[spent.limited, *limited],
+    )

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, expect, violation
 from makrx_contracts.harness.errorshape import parse_error_body
@@ -30,8 +29,13 @@ def test_every_response_carries_a_request_id(provoked: Callable[[str], httpx.Res
     CONVENTIONS, Observability: "Include X-Request-ID on all responses".
     """
     response = provoked(kind)
-    expect(response.headers.get(HEADER), f"the {kind} response has no {HEADER} header",
-           received=f"{response.status_code} without {HEADER}", expected=f"an {HEADER} header", response=response)
+    expect(
+        response.headers.get(HEADER),
+        f"the {kind} response has no {HEADER} header",
+        received=f"{response.status_code} without {HEADER}",
+        expected=f"an {HEADER} header",
+        response=response,
+    )
 
 
 @pytest.mark.contract("RID-ECHO", level=MUST)
@@ -42,8 +46,13 @@ def test_a_valid_inbound_request_id_is_echoed(makrx_client: ContractClient) -> N
     """
     sent = str(uuid.uuid4())
     response = makrx_client.get("/health", headers={HEADER: sent})
-    expect(response.headers.get(HEADER) == sent, "a valid inbound request id must be echoed",
-           received=repr(response.headers.get(HEADER)), expected=repr(sent), response=response)
+    expect(
+        response.headers.get(HEADER) == sent,
+        "a valid inbound request id must be echoed",
+        received=repr(response.headers.get(HEADER)),
+        expected=repr(sent),
+        response=response,
+    )
 
 
 @pytest.mark.contract("RID-GENERATED", level=MUST)
@@ -54,8 +63,13 @@ def test_a_missing_request_id_is_generated_and_unique(makrx_client: ContractClie
     """
     responses = [makrx_client.get("/health") for _ in range(5)]
     ids = [r.headers.get(HEADER) for r in responses]
-    expect(all(ids) and len(set(ids)) == len(ids), "generated request ids must exist and be unique",
-           received=repr(ids), expected="5 distinct non-empty ids", response=responses)
+    expect(
+        all(ids) and len(set(ids)) == len(ids),
+        "generated request ids must exist and be unique",
+        received=repr(ids),
+        expected="5 distinct non-empty ids",
+        response=responses,
+    )
 
 
 HOSTILE = {
@@ -76,14 +90,15 @@ def test_a_hostile_request_id_is_not_echoed(makrx_target: RunningTarget, makrx_s
     """
     line = HOSTILE[case]
     sent_value = line.split(b": ", 1)[1].decode("latin-1")
-    response = raw_request(makrx_target.base_url, "/health", [line],
-                           source_address=makrx_source_addresses.next())
+    response = raw_request(makrx_target.base_url, "/health", [line], source_address=makrx_source_addresses.next())
     echoed = response.header(HEADER)
     if response.status >= 500 or response.status == 0 or echoed == sent_value or response.header("X-Injected"):
-        raise violation(f"a hostile request id ({case}) was mishandled",
-                        received=f"status {response.status or 'none'}, {HEADER} {echoed!r:.80}",
-                        expected="a 2xx/4xx answer whose X-Request-ID is not the hostile value",
-                        details="Raw exchange:\n" + response.render())
+        raise violation(
+            f"a hostile request id ({case}) was mishandled",
+            received=f"status {response.status or 'none'}, {HEADER} {echoed!r:.80}",
+            expected="a 2xx/4xx answer whose X-Request-ID is not the hostile value",
+            details="Raw exchange:\n" + response.render(),
+        )
 
 
 @pytest.mark.contract("RID-IN-ERROR-BODY", level=MUST)
@@ -96,15 +111,19 @@ def test_error_body_request_id_matches_the_header(provoked: Callable[[str], http
     response = provoked(kind)
     body = parse_error_body(response)
     header = response.headers.get(HEADER)
-    expect(body.request_id is not None and body.request_id == header,
-           f"the {kind} body's request id differs from its {HEADER} header",
-           received=f"body {body.request_id!r}, header {header!r}", expected="the same id in both",
-           response=response)
+    expect(
+        body.request_id is not None and body.request_id == header,
+        f"the {kind} body's request id differs from its {HEADER} header",
+        received=f"body {body.request_id!r}, header {header!r}",
+        expected="the same id in both",
+        response=response,
+    )
 
 
 @pytest.mark.contract("RID-IN-LOGS", level=MUST)
-def test_the_request_id_is_in_a_structured_log_line(makrx_client: ContractClient, makrx_launcher,
-                                                    makrx_target: RunningTarget) -> None:
+def test_the_request_id_is_in_a_structured_log_line(
+    makrx_client: ContractClient, makrx_launcher, makrx_target: RunningTarget
+) -> None:
     """The request id appears in a JSON log line of the backend (stdout/stderr), for correlation: the id the
     response carries, or, when it carries none, the id the request sent (judged when a log line has it).
 
@@ -123,11 +142,16 @@ def test_the_request_id_is_in_a_structured_log_line(makrx_client: ContractClient
         time.sleep(0.1)
     plain = [line for line in makrx_target.log_text().splitlines() if assigned in line]
     if not plain and HEADER not in response.headers:
-        pytest.skip(f"precondition: the response has no {HEADER} and no log line has the id it was sent, so the id "
-                    "it used is unknown (see RID-EVERY-RESPONSE)")
-    raise violation("the request id is not in any structured (JSON) log line",
-                    received=f"{len(plain)} plain-text line(s) with it" if plain else "no log line with it",
-                    expected=f"a JSON log line containing {assigned}", response=response)
+        pytest.skip(
+            f"precondition: the response has no {HEADER} and no log line has the id it was sent, so the id "
+            "it used is unknown (see RID-EVERY-RESPONSE)"
+        )
+    raise violation(
+        "the request id is not in any structured (JSON) log line",
+        received=f"{len(plain)} plain-text line(s) with it" if plain else "no log line with it",
+        expected=f"a JSON log line containing {assigned}",
+        response=response,
+    )
 
 
 def _is_json(line: str) -> bool:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
 from makrx_contracts.harness.services.base import PostgresService
 from makrx_contracts.harness.target.alembic import alembic_layout
@@ -20,10 +19,29 @@ from makrx_contracts.harness.target.resolve import TargetSpec
 
 pytestmark = pytest.mark.structure
 
-LAYOUT = ("main.py", "database.py", "dependencies.py", "models/", "schemas/", "crud/", "routes/", "middleware/",
-          "services/", "security/", "core/config.py", "migrations/")
-ENV_EXAMPLE_NAMES = ("KEYCLOAK_URL", "KEYCLOAK_REALM", "KEYCLOAK_CLIENT_ID", "DATABASE_URL", "REDIS_URL",
-                     "CORS_ORIGINS", "TRUST_PROXY")
+LAYOUT = (
+    "main.py",
+    "database.py",
+    "dependencies.py",
+    "models/",
+    "schemas/",
+    "crud/",
+    "routes/",
+    "middleware/",
+    "services/",
+    "security/",
+    "core/config.py",
+    "migrations/",
+)
+ENV_EXAMPLE_NAMES = (
+    "KEYCLOAK_URL",
+    "KEYCLOAK_REALM",
+    "KEYCLOAK_CLIENT_ID",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CORS_ORIGINS",
+    "TRUST_PROXY",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +52,12 @@ def backend_dir(makrx_target_spec: TargetSpec) -> Path:
 
 
 def _missing(root: Path, entries: tuple[str, ...]) -> list[str]:
-    return [e for e in entries if not (root / e.rstrip("/")).is_dir() and e.endswith("/")
-            or not e.endswith("/") and not (root / e).is_file()]
+    return [
+        e
+        for e in entries
+        if (e.endswith("/") and not (root / e.rstrip("/")).is_dir())
+        or (not e.endswith("/") and not (root / e).is_file())
+    ]
 
 
 @pytest.mark.contract("STRUCT-LAYOUT", level=MUST)
@@ -46,8 +68,12 @@ def test_the_backend_has_the_conventional_layout(backend_dir: Path) -> None:
     CONVENTIONS, Structure.
     """
     missing = _missing(backend_dir, LAYOUT)
-    expect(not missing, f"{backend_dir.name} lacks parts of the layout", received="missing " + ", ".join(missing),
-           expected=", ".join(LAYOUT))
+    expect(
+        not missing,
+        f"{backend_dir.name} lacks parts of the layout",
+        received="missing " + ", ".join(missing),
+        expected=", ".join(LAYOUT),
+    )
 
 
 @pytest.mark.contract("STRUCT-ERROR-MIDDLEWARE", level=MUST)
@@ -56,8 +82,12 @@ def test_errors_are_handled_in_middleware_error_handling(backend_dir: Path) -> N
 
     CONVENTIONS, Error Handling: "Use middleware/error_handling.py for structured responses".
     """
-    expect((backend_dir / "middleware" / "error_handling.py").is_file(), "no middleware/error_handling.py",
-           received="file missing", expected=f"{backend_dir.name}/middleware/error_handling.py")
+    expect(
+        (backend_dir / "middleware" / "error_handling.py").is_file(),
+        "no middleware/error_handling.py",
+        received="file missing",
+        expected=f"{backend_dir.name}/middleware/error_handling.py",
+    )
 
 
 @pytest.mark.contract("STRUCT-SECURITY-HELPERS", level=MUST)
@@ -67,8 +97,12 @@ def test_security_helpers_live_under_security(backend_dir: Path) -> None:
     CONVENTIONS, Security.
     """
     missing = _missing(backend_dir / "security", ("helpers.py", "input_validation.py"))
-    expect(not missing, "security helpers missing", received="missing security/" + ", security/".join(missing),
-           expected="security/helpers.py and security/input_validation.py")
+    expect(
+        not missing,
+        "security helpers missing",
+        received="missing security/" + ", security/".join(missing),
+        expected="security/helpers.py and security/input_validation.py",
+    )
 
 
 def _defines_base_settings(path: Path) -> bool:
@@ -76,12 +110,18 @@ def _defines_base_settings(path: Path) -> bool:
         tree = ast.parse(path.read_text())
     except (SyntaxError, OSError):
         return False
-    imported = any(isinstance(n, ast.ImportFrom) and (n.module or "").startswith("pydantic_settings")
-                   for n in ast.walk(tree))
-    subclass = any(isinstance(n, ast.ClassDef) and any(
-        (isinstance(b, ast.Name) and b.id == "BaseSettings") or (isinstance(b, ast.Attribute) and b.attr ==
-                                                                 "BaseSettings") for b in n.bases)
-        for n in ast.walk(tree))
+    imported = any(
+        isinstance(n, ast.ImportFrom) and (n.module or "").startswith("pydantic_settings") for n in ast.walk(tree)
+    )
+    subclass = any(
+        isinstance(n, ast.ClassDef)
+        and any(
+            (isinstance(b, ast.Name) and b.id == "BaseSettings")
+            or (isinstance(b, ast.Attribute) and b.attr == "BaseSettings")
+            for b in n.bases
+        )
+        for n in ast.walk(tree)
+    )
     return imported and subclass
 
 
@@ -92,9 +132,12 @@ def test_config_is_pydantic_settings(backend_dir: Path) -> None:
     CONVENTIONS, Config: "Service runtime options via core/config.py (pydantic settings)".
     """
     config = backend_dir / "core" / "config.py"
-    expect(config.is_file() and _defines_base_settings(config), "core/config.py has no pydantic-settings class",
-           received="missing file" if not config.is_file() else "no BaseSettings subclass from pydantic_settings",
-           expected="class Settings(BaseSettings) imported from pydantic_settings")
+    expect(
+        config.is_file() and _defines_base_settings(config),
+        "core/config.py has no pydantic-settings class",
+        received="missing file" if not config.is_file() else "no BaseSettings subclass from pydantic_settings",
+        expected="class Settings(BaseSettings) imported from pydantic_settings",
+    )
 
 
 @pytest.mark.contract("STRUCT-ENV-EXAMPLE", level=MUST)
@@ -107,9 +150,12 @@ def test_env_example_names_the_variables(backend_dir: Path) -> None:
     text = example.read_text() if example.is_file() else ""
     named = set(re.findall(r"^\s*#?\s*([A-Z][A-Z0-9_]*)\s*=", text, re.M))
     missing = [n for n in ENV_EXAMPLE_NAMES if n not in named]
-    expect(example.is_file() and not missing, ".env.example is missing or incomplete",
-           received="no .env.example" if not example.is_file() else "missing " + ", ".join(missing),
-           expected=", ".join(ENV_EXAMPLE_NAMES))
+    expect(
+        example.is_file() and not missing,
+        ".env.example is missing or incomplete",
+        received="no .env.example" if not example.is_file() else "missing " + ", ".join(missing),
+        expected=", ".join(ENV_EXAMPLE_NAMES),
+    )
 
 
 @pytest.mark.contract("STRUCT-ALEMBIC", level=MUST)
@@ -121,9 +167,12 @@ def test_alembic_config_and_versions_exist(backend_dir: Path, makrx_target_spec:
     """
     ini = backend_dir / "alembic.ini"
     scripts = alembic_layout(ini, makrx_target_spec).script_dir if ini.is_file() else None
-    expect(scripts is not None and (scripts / "versions").is_dir(), "no Alembic config with a versions dir",
-           received="no alembic.ini with [alembic] script_location" if scripts is None else
-           f"{scripts}/versions missing", expected="alembic.ini + <script_location>/versions/")
+    expect(
+        scripts is not None and (scripts / "versions").is_dir(),
+        "no Alembic config with a versions dir",
+        received="no alembic.ini with [alembic] script_location" if scripts is None else f"{scripts}/versions missing",
+        expected="alembic.ini + <script_location>/versions/",
+    )
 
 
 @dataclass(frozen=True)
@@ -155,8 +204,10 @@ def _listed(names: Sequence[str], most: int = 12) -> str:
 def _user_tables(postgres: PostgresService, dbname: str) -> tuple[str, ...]:
     """The tables of every non-system schema of ``dbname``, without Alembic's own alembic_version."""
     with postgres.connect(dbname) as conn:
-        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
-                            "'information_schema') AND tablename <> 'alembic_version'").fetchall()
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+            "'information_schema') AND tablename <> 'alembic_version'"
+        ).fetchall()
     return tuple(sorted({row[0] for row in rows}))
 
 
@@ -187,8 +238,12 @@ def test_alembic_upgrade_head_succeeds(fresh_migration: FreshMigration) -> None:
     done = fresh_migration.upgrade
     if done.hung:
         raise violation("alembic upgrade head hung", received=done.output, expected="exit 0")
-    expect(done.ok, "alembic upgrade head failed on a fresh database",
-           received=f"exit {done.returncode}: {done.cause[:300]}", expected="exit 0")
+    expect(
+        done.ok,
+        "alembic upgrade head failed on a fresh database",
+        received=f"exit {done.returncode}: {done.cause[:300]}",
+        expected="exit 0",
+    )
 
 
 @pytest.mark.contract("STRUCT-MIGRATIONS-COMPLETE", level=MUST)
@@ -210,20 +265,28 @@ def test_migrations_create_the_tables_the_models_declare(fresh_migration: FreshM
     if "invalid choice: 'check'" in done.output:
         pytest.skip("the backend's alembic has no `check` command (alembic 1.9+): it cannot compare the models")
     missing = _diff_tables(done.output, "add")
-    expect(not missing, "tables the models declare are not created by the migrations",
-           received=f"missing after upgrade head: {_listed(missing)}",
-           expected="alembic upgrade head creates every table in target_metadata (autogenerate a revision)")
-    expect(done.ok or "New upgrade operations detected" in done.output,
-           "alembic cannot compare the models with the migrated schema",
-           received=f"exit {done.returncode}: {done.cause[:300]}",
-           expected="migrations/env.py passes the models' MetaData as target_metadata (as autogenerate needs)")
+    expect(
+        not missing,
+        "tables the models declare are not created by the migrations",
+        received=f"missing after upgrade head: {_listed(missing)}",
+        expected="alembic upgrade head creates every table in target_metadata (autogenerate a revision)",
+    )
+    expect(
+        done.ok or "New upgrade operations detected" in done.output,
+        "alembic cannot compare the models with the migrated schema",
+        received=f"exit {done.returncode}: {done.cause[:300]}",
+        expected="migrations/env.py passes the models' MetaData as target_metadata (as autogenerate needs)",
+    )
     migrated = fresh_migration.migrated_tables
     removed = _diff_tables(done.output, "remove")
     # Models that declare a migrated table keep it out of the diff; with no migrated table, nothing tells.
-    expect(not migrated or not set(migrated) <= set(removed), "target_metadata declares no tables",
-           received=f"alembic check would remove every migrated table: {_listed(migrated)}",
-           expected="migrations/env.py imports the models so target_metadata holds their tables "
-                    "(autogenerate compares nothing otherwise)")
+    expect(
+        not migrated or not set(migrated) <= set(removed),
+        "target_metadata declares no tables",
+        received=f"alembic check would remove every migrated table: {_listed(migrated)}",
+        expected="migrations/env.py imports the models so target_metadata holds their tables "
+        "(autogenerate compares nothing otherwise)",
+    )
 
 
 # Not the service's modules: tests, environments and caches inside the backend directory.
@@ -241,12 +304,19 @@ def _absolute_self_imports(backend_dir: Path, package: str) -> list[str]:
         except (SyntaxError, UnicodeDecodeError):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
-                    (node.module == package or node.module.startswith(package + ".")):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and node.module
+                and (node.module == package or node.module.startswith(package + "."))
+            ):
                 found.append(f"{relative}:{node.lineno} from {node.module}")
             elif isinstance(node, ast.Import):
-                found += [f"{relative}:{node.lineno} import {alias.name}" for alias in node.names
-                          if alias.name == package or alias.name.startswith(package + ".")]
+                found += [
+                    f"{relative}:{node.lineno} import {alias.name}"
+                    for alias in node.names
+                    if alias.name == package or alias.name.startswith(package + ".")
+                ]
     return found
 
 
@@ -262,5 +332,9 @@ def test_package_uses_relative_imports(backend_dir: Path, makrx_target_spec: Tar
         pytest.skip("precondition: the backend is not a package, so relative imports are impossible")
     package = ".".join(backend_dir.relative_to(root).parts)
     found = _absolute_self_imports(backend_dir, package)
-    expect(not found, "modules import their own package absolutely", received="; ".join(found[:5]),
-           expected="relative imports such as `from ..database import get_db`")
+    expect(
+        not found,
+        "modules import their own package absolutely",
+        received="; ".join(found[:5]),
+        expected="relative imports such as `from ..database import get_db`",
+    )

@@ -3,6 +3,16 @@
 from .contract import MUST, SHOULD, ContractViolation, expect, violation
 from .errors import ConfigError, HarnessError, IssuerError, ServiceError, TargetError
 
-__all__ = ["MUST", "SHOULD", "ContractViolation", "expect", "violation", "HarnessError", "ConfigError",
-           "TargetError", "ServiceError", "IssuerError"]
+__all__ = [
+    "MUST",
+    "SHOULD",
+    "ConfigError",
+    "ContractViolation",
+    "HarnessError",
+    "IssuerError",
+    "ServiceError",
+    "TargetError",
+    "expect",
+    "violation",
+]
 __version__ = "0.1.0"

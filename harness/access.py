@@ -20,8 +20,18 @@ from dataclasses import dataclass, replace
 from .openapi import OpenAPIDoc, Operation
 from .target.settings import RoleRule, TargetSettings, parse_operation
 
-__all__ = ["ProbeChoice", "Protection", "role_rules", "rule_for", "probe_candidates", "choose_probe",
-           "find_protection", "is_health_path", "operation_key", "Status"]
+__all__ = [
+    "ProbeChoice",
+    "Protection",
+    "Status",
+    "choose_probe",
+    "find_protection",
+    "is_health_path",
+    "operation_key",
+    "probe_candidates",
+    "role_rules",
+    "rule_for",
+]
 
 # Candidates tried with a plain token before giving up: each is one request, and the first 2xx wins.
 MAX_PROBES = 12
@@ -62,8 +72,9 @@ class Protection:
         return [replace(op, secured=True) if not op.secured and self.secured(op) else op for op in doc.operations]
 
 
-def find_protection(doc: OpenAPIDoc, settings: TargetSettings, rules: tuple[RoleRule, ...], anonymous: Status,
-                    with_token: Status | None) -> Protection:
+def find_protection(
+    doc: OpenAPIDoc, settings: TargetSettings, rules: tuple[RoleRule, ...], anonymous: Status, with_token: Status | None
+) -> Protection:
     """Ask the undeclared GETs without parameters under /api (health paths aside, at most MAX_ASKED) the way a
     client finds out: one answering 401/403 without credentials and 2xx to a plain valid token is protected
     (refused with the token too, it checks something else, or does not trust the harness's issuer). Without
@@ -71,8 +82,15 @@ def find_protection(doc: OpenAPIDoc, settings: TargetSettings, rules: tuple[Role
     Operations a role rule or `auth_probe` names are protected already and not asked."""
     named = {" ".join(parse_operation(settings.auth_probe))} if settings.auth_probe else set()
     known = Protection(rules, frozenset(named))
-    candidates = [op for op in doc.operations if op.method == "GET" and "{" not in op.path
-                  and op.path.startswith("/api") and not is_health_path(op.path) and not known.secured(op)]
+    candidates = [
+        op
+        for op in doc.operations
+        if op.method == "GET"
+        and "{" not in op.path
+        and op.path.startswith("/api")
+        and not is_health_path(op.path)
+        and not known.secured(op)
+    ]
     found: list[str] = []
     asked: list[str] = []
     for op in candidates[:MAX_ASKED]:
@@ -100,8 +118,11 @@ class ProbeChoice:
 
     def describe(self) -> str:
         op = f"{self.operation.method} {self.operation.path}"
-        asked = (f"; found protected by asking, undeclared in the OpenAPI document: {', '.join(self.found)}"
-                 if self.found else "")
+        asked = (
+            f"; found protected by asking, undeclared in the OpenAPI document: {', '.join(self.found)}"
+            if self.found
+            else ""
+        )
         if self.source == "settings":
             return f"{op} (auth_probe in the settings)"
         if self.source == "listed":
@@ -109,8 +130,10 @@ class ProbeChoice:
         if self.source == "discovered":
             refused = f"; refused first: {', '.join(self.tried)}" if self.tried else ""
             return f"{op} (the first secured operation a plain token may call{refused}{asked})"
-        return (f"{op} (no secured operation answered a plain token with 2xx: {', '.join(self.tried)}{asked}; "
-                "name one with auth_probe = \"GET /api/v1/...\" or give the token roles with token_roles)")
+        return (
+            f"{op} (no secured operation answered a plain token with 2xx: {', '.join(self.tried)}{asked}; "
+            'name one with auth_probe = "GET /api/v1/..." or give the token roles with token_roles)'
+        )
 
 
 def role_rules(doc: OpenAPIDoc | None, settings: TargetSettings) -> tuple[RoleRule, ...]:
@@ -130,21 +153,30 @@ def rule_for(op: Operation, rules: tuple[RoleRule, ...]) -> RoleRule | None:
 def probe_candidates(doc: OpenAPIDoc, rules: tuple[RoleRule, ...], found: Collection[str] = ()) -> list[Operation]:
     """Secured operations (declared, or ``found`` protected by asking) a plain token may call, most likely
     first: GETs without parameters or body, never one that a role rule says needs a role."""
-    secured = [replace(op, secured=True) for op in doc.operations
-               if (op.secured or operation_key(op) in found) and rule_for(op, rules) is None]
+    secured = [
+        replace(op, secured=True)
+        for op in doc.operations
+        if (op.secured or operation_key(op) in found) and rule_for(op, rules) is None
+    ]
     return sorted(secured, key=lambda op: (op.method != "GET", "{" in op.path, op.has_body, op.path))
 
 
-def choose_probe(doc: OpenAPIDoc, settings: TargetSettings, rules: tuple[RoleRule, ...],
-                 status_with_token: Status | None, found: tuple[str, ...] = ()) -> ProbeChoice | None:
+def choose_probe(
+    doc: OpenAPIDoc,
+    settings: TargetSettings,
+    rules: tuple[RoleRule, ...],
+    status_with_token: Status | None,
+    found: tuple[str, ...] = (),
+) -> ProbeChoice | None:
     """The AUTH probe, or None when no operation is secured (declared, or ``found`` protected by asking).
     ``status_with_token`` sends a plain valid token to an operation (None: no answer); without it (a backend
     that does not trust the harness's tokens) the first candidate is taken untried."""
     if settings.auth_probe:
         method, path = parse_operation(settings.auth_probe)
         named = next((op for op in doc.operations if op.method == method and op.path == path), None)
-        return ProbeChoice(replace(named, secured=True) if named else Operation(path, method, True, False, {}),
-                           "settings")
+        return ProbeChoice(
+            replace(named, secured=True) if named else Operation(path, method, True, False, {}), "settings"
+        )
     candidates = probe_candidates(doc, rules, found)
     if not candidates:
         return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Key", "Baseline", "KNOWN", "FIXED", "RECORDED", "key_text", "case_of"]
+__all__ = ["FIXED", "KNOWN", "RECORDED", "Baseline", "Key", "case_of", "key_text"]
 
 KNOWN = "known"
 FIXED = "fixed"
@@ -37,9 +37,9 @@ def case_of(callspec_id: str | None, target: str) -> str:
     if not callspec_id or callspec_id == target:
         return ""
     if callspec_id.startswith(f"{target}-"):
-        return callspec_id[len(target) + 1:]
+        return callspec_id[len(target) + 1 :]
     if callspec_id.endswith(f"-{target}"):
-        return callspec_id[:-len(target) - 1]
+        return callspec_id[: -len(target) - 1]
     return callspec_id
 
 
@@ -57,15 +57,18 @@ class Baseline:
         if not path.is_file():
             if missing_ok:
                 return cls(path, frozenset(), {"contracts": []})
-            raise ConfigError(f"--makrx-baseline file {path} does not exist",
-                              fix="write one with --makrx-baseline-update (or --makrx-report=FILE.json)")
+            raise ConfigError(
+                f"--makrx-baseline file {path} does not exist",
+                fix="write one with --makrx-baseline-update (or --makrx-report=FILE.json)",
+            )
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             keys = frozenset(_recorded(document))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"--makrx-baseline file {path} is not a makrx scorecard JSON ({exc})",
-                              fix="pass the .json a run wrote with --makrx-report, or rewrite it with "
-                              "--makrx-baseline-update") from None
+            raise ConfigError(
+                f"--makrx-baseline file {path} is not a makrx scorecard JSON ({exc})",
+                fix="pass the .json a run wrote with --makrx-report, or rewrite it with --makrx-baseline-update",
+            ) from None
         return cls(path, keys, document)
 
     def __contains__(self, key: Key) -> bool:
@@ -80,14 +83,19 @@ def _recorded(document: dict[str, Any]) -> list[Key]:
     for contract in document["contracts"]:
         for case in contract["cases"]:
             if case["outcome"] in RECORDED:
-                keys.append((str(case["target"]), str(case["contract"]),
-                             str(case.get("case", case_of(_nodeid_params(case["nodeid"]), case["target"])))))
+                keys.append(
+                    (
+                        str(case["target"]),
+                        str(case["contract"]),
+                        str(case.get("case", case_of(_nodeid_params(case["nodeid"]), case["target"]))),
+                    )
+                )
     return keys
 
 
 def _nodeid_params(nodeid: str) -> str | None:
     """`path::test[a-b]` -> `a-b` (scorecards written before rows carried their case)."""
-    head, bracket, rest = nodeid.partition("[")
+    _, bracket, rest = nodeid.partition("[")
     return rest[:-1] if bracket and rest.endswith("]") else None
 
 

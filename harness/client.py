@@ -30,16 +30,26 @@ class ContractClient(httpx.Client):
     per test), so the target's per-IP rate limiter never sees two tests as one client.
     """
 
-    def __init__(self, base_url: str, *, source_address: str | None = None, timeout: float = 10.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, base_url: str, *, source_address: str | None = None, timeout: float = 10.0, **kwargs: Any
+    ) -> None:
         host = urlsplit(base_url).hostname or ""
         self.source_address = source_address if host in _LOOPBACK or host.startswith("127.") else None
         kwargs.setdefault("verify", tls_context())
-        transport = (httpx.HTTPTransport(local_address=self.source_address, verify=kwargs["verify"])
-                     if self.source_address else None)
+        transport = (
+            httpx.HTTPTransport(local_address=self.source_address, verify=kwargs["verify"])
+            if self.source_address
+            else None
+        )
         self.exchanges: list[httpx.Response] = []
-        super().__init__(base_url=base_url, timeout=timeout, transport=transport, follow_redirects=False,
-                         event_hooks={"response": [self._record]}, **kwargs)
+        super().__init__(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            event_hooks={"response": [self._record]},
+            **kwargs,
+        )
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         # Time spent waiting on the target, apart from the harness's own (see bench/bench_gate.py).

@@ -11,7 +11,7 @@ import pytest
 
 from .errors import ConfigError
 
-__all__ = ["Option", "OPTIONS", "MakrxConfig", "add_options", "resolve_config"]
+__all__ = ["OPTIONS", "MakrxConfig", "Option", "add_options", "resolve_config"]
 
 SERVICE_MODES = ("auto", "external", "docker", "embedded")
 
@@ -37,32 +37,70 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("target", "backend to check: a backend directory, 'reference', or an http(s):// URL; repeat it "
-           "(or use a glob) for a matrix.", kind="list", env="MAKRX_TARGET"),
+    Option(
+        "target",
+        "backend to check: a backend directory, 'reference', or an http(s):// URL; repeat it "
+        "(or use a glob) for a matrix.",
+        kind="list",
+        env="MAKRX_TARGET",
+    ),
     Option("config", "per-target settings file (TOML) instead of the target's own pyproject/makrx-contract.toml."),
     Option("strict", "treat SHOULD-level contract failures as failures, not warnings.", kind="bool", default=False),
-    Option("services", "where Redis and Postgres come from: auto, external, docker or embedded.",
-           default="auto", env="MAKRX_SERVICES", choices=SERVICE_MODES),
+    Option(
+        "services",
+        "where Redis and Postgres come from: auto, external, docker or embedded.",
+        default="auto",
+        env="MAKRX_SERVICES",
+        choices=SERVICE_MODES,
+    ),
     Option("redis_url", "use this running Redis (redis://...) instead of starting one.", env="MAKRX_REDIS_URL"),
-    Option("database_url", "use this running Postgres (postgresql://...) instead of starting one.",
-           env="MAKRX_DATABASE_URL"),
-    Option("redis_image", "image of the docker provider's Redis (official redis contract).", default="redis:7",
-           env="MAKRX_REDIS_IMAGE"),
-    Option("postgres_image", "image of the docker provider's Postgres (official postgres contract: "
-           "POSTGRES_USER/PASSWORD/DB).", default="postgres:16", env="MAKRX_POSTGRES_IMAGE"),
+    Option(
+        "database_url",
+        "use this running Postgres (postgresql://...) instead of starting one.",
+        env="MAKRX_DATABASE_URL",
+    ),
+    Option(
+        "redis_image",
+        "image of the docker provider's Redis (official redis contract).",
+        default="redis:7",
+        env="MAKRX_REDIS_IMAGE",
+    ),
+    Option(
+        "postgres_image",
+        "image of the docker provider's Postgres (official postgres contract: POSTGRES_USER/PASSWORD/DB).",
+        default="postgres:16",
+        env="MAKRX_POSTGRES_IMAGE",
+    ),
     Option("ready_timeout", "seconds to wait for the backend to answer after start.", kind="float", default=30.0),
     Option("rate_budget", "most requests a rate-limit test may send to reach the limit.", kind="int", default=600),
     Option("seed", "seed for generated users, tokens and addresses (reproducible runs).", kind="int", default=None),
-    Option("fuzz_examples", "examples per operation for the OpenAPI fuzz contracts (deselect: -m 'not fuzz').",
-           kind="int", default=10),
+    Option(
+        "fuzz_examples",
+        "examples per operation for the OpenAPI fuzz contracts (deselect: -m 'not fuzz').",
+        kind="int",
+        default=10,
+    ),
     Option("python", "interpreter that runs path targets (e.g. the backend's venv/bin/python).", env="MAKRX_PYTHON"),
     Option("report", "write the conformance scorecard to FILE.md and FILE.json.", env="MAKRX_REPORT"),
-    Option("baseline", "a scorecard JSON of an earlier run: its failures are 'known' and pass, new ones fail, "
-           "fixed ones are reported (and fail under --makrx-strict).", env="MAKRX_BASELINE"),
-    Option("baseline_update", "rewrite the --makrx-baseline file with this run's failures, printing what was "
-           "added and removed.", kind="bool", default=False),
-    Option("discover", "boot the target, run only the contracts that discover settings, and print them as a "
-           "[tool.makrx-contract] block to paste.", kind="bool", default=False),
+    Option(
+        "baseline",
+        "a scorecard JSON of an earlier run: its failures are 'known' and pass, new ones fail, "
+        "fixed ones are reported (and fail under --makrx-strict).",
+        env="MAKRX_BASELINE",
+    ),
+    Option(
+        "baseline_update",
+        "rewrite the --makrx-baseline file with this run's failures, printing what was added and removed.",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "discover",
+        "boot the target, run only the contracts that discover settings, and print them as a "
+        "[tool.makrx-contract] block to paste.",
+        kind="bool",
+        default=False,
+    ),
 )
 
 
@@ -99,14 +137,21 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
             continue
         if opt.kind == "list":
-            group.addoption(opt.flag, action="append", default=None, dest=opt.ini, metavar=opt.name.upper(),
-                            help=opt.help + (f" Env: {opt.env}." if opt.env else ""))
+            group.addoption(
+                opt.flag,
+                action="append",
+                default=None,
+                dest=opt.ini,
+                metavar=opt.name.upper(),
+                help=opt.help + (f" Env: {opt.env}." if opt.env else ""),
+            )
             parser.addini(opt.ini, opt.help, type="args", default=[])
             continue
         extra = f" Default: {opt.default}." if opt.default is not None else ""
         env = f" Env: {opt.env}." if opt.env else ""
-        group.addoption(opt.flag, action="store", default=None, dest=opt.ini, metavar=opt.name.upper(),
-                        help=opt.help + extra + env)
+        group.addoption(
+            opt.flag, action="store", default=None, dest=opt.ini, metavar=opt.name.upper(), help=opt.help + extra + env
+        )
         parser.addini(opt.ini, opt.help, default=None)
 
 
@@ -124,12 +169,16 @@ def _convert(opt: Option, raw: Any) -> Any:
         if opt.kind == "int":
             return int(raw)
     except ValueError:
-        raise ConfigError(f"{opt.flag}={raw!r} is not a valid {opt.kind}",
-                          fix=f"pass a {opt.kind} to {opt.flag} (or ini key {opt.ini})") from None
+        raise ConfigError(
+            f"{opt.flag}={raw!r} is not a valid {opt.kind}",
+            fix=f"pass a {opt.kind} to {opt.flag} (or ini key {opt.ini})",
+        ) from None
     value = str(raw)
     if opt.choices and value not in opt.choices:
-        raise ConfigError(f"{opt.flag}={value!r} is not one of {', '.join(opt.choices)}",
-                          fix=f"use {opt.flag}={'|'.join(opt.choices)}")
+        raise ConfigError(
+            f"{opt.flag}={value!r} is not one of {', '.join(opt.choices)}",
+            fix=f"use {opt.flag}={'|'.join(opt.choices)}",
+        )
     return value
 
 
@@ -148,13 +197,16 @@ def resolve_config(config: pytest.Config) -> MakrxConfig:
     if values["config"] is not None:
         path = Path(values["config"]).expanduser()
         if not path.is_file():
-            raise ConfigError(f"--makrx-config file {path} does not exist",
-                              fix="pass the path of a TOML file with the per-target settings")
+            raise ConfigError(
+                f"--makrx-config file {path} does not exist",
+                fix="pass the path of a TOML file with the per-target settings",
+            )
         values["config"] = path.resolve()
     for name in ("report", "baseline"):
         if values[name] is not None:
             values[name] = Path(values[name]).expanduser()
     if values["baseline_update"] and values["baseline"] is None:
-        raise ConfigError("--makrx-baseline-update needs the file to write",
-                          fix="pass --makrx-baseline=FILE.json with it")
+        raise ConfigError(
+            "--makrx-baseline-update needs the file to write", fix="pass --makrx-baseline=FILE.json with it"
+        )
     return MakrxConfig(rootdir=Path(str(config.rootpath)), **values)

@@ -12,8 +12,18 @@ import pytest
 
 from .exchange import render_exchanges
 
-__all__ = ["Level", "MUST", "SHOULD", "AREAS", "ContractInfo", "ContractViolation", "contract_of", "expect",
-           "expect_eventually", "violation"]
+__all__ = [
+    "AREAS",
+    "MUST",
+    "SHOULD",
+    "ContractInfo",
+    "ContractViolation",
+    "Level",
+    "contract_of",
+    "expect",
+    "expect_eventually",
+    "violation",
+]
 
 
 class Level(str, Enum):
@@ -65,8 +75,9 @@ def contract_of(item: pytest.Item) -> ContractInfo | None:
 class ContractViolation(AssertionError):
     """A backend broke a rule; the message is the whole story, so pytest's traceback is hidden."""
 
-    def __init__(self, title: str, received: str, expected: str, exchanges: list[httpx.Response],
-                 details: str | None = None) -> None:
+    def __init__(
+        self, title: str, received: str, expected: str, exchanges: list[httpx.Response], details: str | None = None
+    ) -> None:
         self.title = title
         self.received = received
         self.expected = expected
@@ -79,24 +90,43 @@ class ContractViolation(AssertionError):
         super().__init__(message)
 
 
-def violation(title: str, *, received: str, expected: str,
-              response: httpx.Response | list[httpx.Response] | None = None,
-              details: str | None = None) -> ContractViolation:
+def violation(
+    title: str,
+    *,
+    received: str,
+    expected: str,
+    response: httpx.Response | list[httpx.Response] | None = None,
+    details: str | None = None,
+) -> ContractViolation:
     """Build the failure of one rule (``details``: extra evidence, e.g. a raw exchange); raise it."""
     exchanges = [] if response is None else response if isinstance(response, list) else [response]
     return ContractViolation(title, received, expected, exchanges, details)
 
 
-def expect(condition: object, title: str, *, received: str, expected: str,
-           response: httpx.Response | list[httpx.Response] | None = None, details: str | None = None) -> None:
+def expect(
+    condition: object,
+    title: str,
+    *,
+    received: str,
+    expected: str,
+    response: httpx.Response | list[httpx.Response] | None = None,
+    details: str | None = None,
+) -> None:
     """Raise a ContractViolation unless ``condition`` holds."""
     __tracebackhide__ = True
     if not condition:
         raise violation(title, received=received, expected=expected, response=response, details=details)
 
 
-def expect_eventually(fetch: Callable[[], httpx.Response], ok: Callable[[httpx.Response], bool], *, title: str,
-                      expected: str, timeout: float, interval: float = 0.2) -> httpx.Response:
+def expect_eventually(
+    fetch: Callable[[], httpx.Response],
+    ok: Callable[[httpx.Response], bool],
+    *,
+    title: str,
+    expected: str,
+    timeout: float,
+    interval: float = 0.2,
+) -> httpx.Response:
     """Repeat ``fetch`` until ``ok(response)``; after ``timeout`` seconds fail with the last exchange."""
     deadline = time.monotonic() + timeout
     last: httpx.Response | None = None

@@ -17,7 +17,7 @@ import tomli_w
 
 from .target.settings import TargetSettings
 
-__all__ = ["Finding", "record", "attach", "read", "render_toml", "to_discover", "DISCOVER_CONTRACTS"]
+__all__ = ["DISCOVER_CONTRACTS", "Finding", "attach", "read", "record", "render_toml", "to_discover"]
 
 # The contracts whose fixtures discover each setting: what `--makrx-discover` runs.
 DISCOVER_CONTRACTS = frozenset({"AUTH-VALID-TOKEN", "AUTH-ROLE-FORBIDDEN", "RATE-LIMIT"})
@@ -58,7 +58,7 @@ def attach(config: pytest.Config, report: pytest.TestReport) -> None:
 
 
 def read(report: pytest.TestReport) -> list[Finding]:
-    return [Finding(**json.loads(value)) for name, value in report.user_properties if name == _PROPERTY]
+    return [Finding(**json.loads(str(value))) for name, value in report.user_properties if name == _PROPERTY]
 
 
 def render_toml(findings: list[Finding]) -> list[str]:

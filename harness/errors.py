@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HarnessError", "ConfigError", "TargetError", "ServiceError", "IssuerError"]
+__all__ = ["ConfigError", "HarnessError", "IssuerError", "ServiceError", "TargetError"]
 
 
 class HarnessError(Exception):

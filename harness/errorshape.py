@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ErrorBody", "parse_error_body", "leaks_in"]
+__all__ = ["ErrorBody", "leaks_in", "parse_error_body"]
 
 _CODE_KEYS = ("code", "error_code", "errorCode", "type")
 _MESSAGE_KEYS = ("message", "detail", "title", "error_description", "msg")
@@ -63,11 +63,15 @@ def parse_error_body(response: httpx.Response) -> ErrorBody:
 _LEAK_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a Python traceback", re.compile(r"Traceback \(most recent call last\)")),
     ("a source file path", re.compile(r"(/[\w.-]+)+\.py\b|File \"[^\"]+\", line \d+")),
-    ("an exception class name", re.compile(
-        r"\b(builtins|sqlalchemy|psycopg2?|asyncpg|redis|httpx|pydantic_core|starlette|fastapi|jwt)\.\w"
-        r"|\b(KeyError|ValueError|TypeError|AttributeError|IndexError|ZeroDivisionError|RuntimeError|NameError"
-        r"|AssertionError|ImportError|ModuleNotFoundError|OperationalError|IntegrityError|ProgrammingError"
-        r"|InterfaceError|ConnectionRefusedError|NotImplementedError|UnboundLocalError|RecursionError)\b")),
+    (
+        "an exception class name",
+        re.compile(
+            r"\b(builtins|sqlalchemy|psycopg2?|asyncpg|redis|httpx|pydantic_core|starlette|fastapi|jwt)\.\w"
+            r"|\b(KeyError|ValueError|TypeError|AttributeError|IndexError|ZeroDivisionError|RuntimeError|NameError"
+            r"|AssertionError|ImportError|ModuleNotFoundError|OperationalError|IntegrityError|ProgrammingError"
+            r"|InterfaceError|ConnectionRefusedError|NotImplementedError|UnboundLocalError|RecursionError)\b"
+        ),
+    ),
     ("SQL text", re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.I)),
     ("a database DSN", re.compile(r"\b(postgres(ql)?(\+\w+)?|redis|mysql)://", re.I)),
 )

@@ -26,9 +26,22 @@ from .target.launcher import RunningTarget, TargetLauncher
 from .target.resolve import TargetSpec
 from .watchdog import start_watchdog
 
-__all__ = ["makrx_config", "makrx_target_spec", "makrx_workdir", "makrx_services", "makrx_issuer", "make_token",
-           "bad_token", "makrx_launcher", "makrx_target", "makrx_source_addresses", "makrx_client_factory",
-           "makrx_client", "fail_run", "temp_root"]
+__all__ = [
+    "bad_token",
+    "fail_run",
+    "make_token",
+    "makrx_client",
+    "makrx_client_factory",
+    "makrx_config",
+    "makrx_issuer",
+    "makrx_launcher",
+    "makrx_services",
+    "makrx_source_addresses",
+    "makrx_target",
+    "makrx_target_spec",
+    "makrx_workdir",
+    "temp_root",
+]
 
 
 def fail_run(exc: HarnessError, session: pytest.Session) -> None:
@@ -86,17 +99,22 @@ def makrx_workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig: pytest.Config,
-                   request: pytest.FixtureRequest) -> Iterator[Any]:
+def makrx_services(
+    makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig: pytest.Config, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """Redis and Postgres from the provider chain (external, docker, embedded)."""
     from .services import provide_services
 
     try:
         with timings.phase("services"):
-            services = provide_services(makrx_config.services, redis_url=makrx_config.redis_url,
-                                        database_url=makrx_config.database_url, workdir=makrx_workdir / "services",
-                                        redis_image=makrx_config.redis_image,
-                                        postgres_image=makrx_config.postgres_image)
+            services = provide_services(
+                makrx_config.services,
+                redis_url=makrx_config.redis_url,
+                database_url=makrx_config.database_url,
+                workdir=makrx_workdir / "services",
+                redis_image=makrx_config.redis_image,
+                postgres_image=makrx_config.postgres_image,
+            )
     except HarnessError as exc:
         fail_run(exc, request.session)
     _say(pytestconfig, f"makrx services: {services.provider} ({services.reason})")
@@ -108,15 +126,17 @@ def makrx_services(makrx_config: MakrxConfig, makrx_workdir: Path, pytestconfig:
 
 
 @pytest.fixture(scope="session")
-def makrx_issuer(makrx_config: MakrxConfig, pytestconfig: pytest.Config,
-                 request: pytest.FixtureRequest) -> Iterator[Issuer]:
+def makrx_issuer(
+    makrx_config: MakrxConfig, pytestconfig: pytest.Config, request: pytest.FixtureRequest
+) -> Iterator[Issuer]:
     """The fake Keycloak issuer (realm makrx) on a free loopback port; usable without a target."""
     specs = pytestconfig.stash.get(stash.SPECS, [])
-    audience = {"default_audience": specs[0].client_id} if specs else {}
+    audience: dict[str, Any] = {"default_audience": specs[0].client_id} if specs else {}
     try:
         with timings.phase("issuer"):
-            issuer = Issuer(realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed,
-                            **audience).start()
+            issuer = Issuer(
+                realm="makrx", seed=0 if makrx_config.seed is None else makrx_config.seed, **audience
+            ).start()
     except HarnessError as exc:
         fail_run(exc, request.session)
     try:
@@ -138,16 +158,22 @@ def bad_token(makrx_issuer: Issuer) -> BadTokens:
 
 
 @pytest.fixture(scope="session")
-def makrx_launcher(makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, makrx_workdir: Path,
-                   request: pytest.FixtureRequest) -> Iterator[TargetLauncher]:
+def makrx_launcher(
+    makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, makrx_workdir: Path, request: pytest.FixtureRequest
+) -> Iterator[TargetLauncher]:
     """Starts instances of a path target (skips for URL targets, which the harness cannot restart)."""
     if makrx_target_spec.is_url:
         pytest.skip(f"needs to start or reconfigure the backend; {makrx_target_spec.url} is a running URL target")
     try:
         # First, so its fork server imports the backend's packages while the services start.
         shared = getattr(request.config, "workerinput", {}).get("makrx_fork_servers", {})
-        launcher = TargetLauncher(makrx_target_spec, workdir=makrx_workdir, ready_timeout=makrx_config.ready_timeout,
-                                  python=makrx_config.python, fork_server=shared.get(makrx_target_spec.display))
+        launcher = TargetLauncher(
+            makrx_target_spec,
+            workdir=makrx_workdir,
+            ready_timeout=makrx_config.ready_timeout,
+            python=makrx_config.python,
+            fork_server=shared.get(makrx_target_spec.display),
+        )
     except HarnessError as exc:
         _boot_failed(request, makrx_target_spec, exc)
     try:
@@ -186,8 +212,14 @@ def _check_answers(url: str, request: pytest.FixtureRequest, spec: TargetSpec) -
         with httpx.Client(base_url=url, timeout=10.0, verify=tls_context()) as client:
             client.get("/health")
     except httpx.TransportError as exc:
-        _boot_failed(request, spec, TargetError(f"{url} does not answer: {type(exc).__name__}: {exc}",
-                                                fix="start the backend first, or check the URL and port"))
+        _boot_failed(
+            request,
+            spec,
+            TargetError(
+                f"{url} does not answer: {type(exc).__name__}: {exc}",
+                fix="start the backend first, or check the URL and port",
+            ),
+        )
 
 
 def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessError) -> None:
@@ -205,8 +237,9 @@ def makrx_source_addresses(makrx_config: MakrxConfig) -> SourceAddresses:
 
 
 @pytest.fixture
-def makrx_client_factory(makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest
-                         ) -> Iterator[Callable[..., ContractClient]]:
+def makrx_client_factory(
+    makrx_source_addresses: SourceAddresses, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ContractClient]]:
     """Make clients for any running instance; each has a fresh source address; all closed after the test."""
     clients: list[ContractClient] = []
 

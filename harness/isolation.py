@@ -25,8 +25,8 @@ def _without(args: list[str], tokens: list[str]) -> list[str]:
     """`args` less the ini's addopts, which pytest put right after PYTEST_ADDOPTS (in an xdist worker the
     controller's args come without them, and stay as they are)."""
     start = len(shlex.split(os.environ.get("PYTEST_ADDOPTS", "")))
-    if tokens and args[start:start + len(tokens)] == tokens:
-        return args[:start] + args[start + len(tokens):]
+    if tokens and args[start : start + len(tokens)] == tokens:
+        return args[:start] + args[start + len(tokens) :]
     return args
 
 

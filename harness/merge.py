@@ -58,12 +58,19 @@ class MergedScorecard(Scorecard):
         return {**super().to_json(), "jobs": [asdict(job) for job in self.jobs]}
 
     def to_markdown(self) -> str:
-        lines = ["### Jobs", "", "| card | targets | gate | services | time | boot error |", "|---|---|---|---|---|---|"]
+        lines = [
+            "### Jobs",
+            "",
+            "| card | targets | gate | services | time | boot error |",
+            "|---|---|---|---|---|---|",
+        ]
         for job in self.jobs:
             spent = ", ".join(f"{name} {t['total_s']:.1f} s" for name, t in job.timings.items())
             booted = "; ".join(f"{target}: {error}" for target, error in job.boot_errors.items())
-            lines.append(f"| {job.card} | {job.meta.get('targets', '')} | {_GATE[job.meta['gate']]} | "
-                         f"{job.meta.get('services', '')} | {job.duration_s:.1f} s: {spent} | {_cell(booted)} |")
+            lines.append(
+                f"| {job.card} | {job.meta.get('targets', '')} | {_GATE[job.meta['gate']]} | "
+                f"{job.meta.get('services', '')} | {job.duration_s:.1f} s: {spent} | {_cell(booted)} |"
+            )
         return super().to_markdown() + "\n" + "\n".join(lines) + "\n"
 
 
@@ -80,10 +87,17 @@ def load(path: Path) -> tuple[Scorecard, Job]:
         raise CardError(f"{path}: not JSON ({exc}{hint})") from None
     try:
         card = Scorecard.from_json(data)
-        timings = {str(name): {str(key): float(value) for key, value in spent.items()}
-                   for name, spent in data["timings"].items()}
-        job = Job(card=str(path), meta=card.meta, duration_s=float(data["meta"]["duration_s"]), timings=timings,
-                  boot_errors=card.boot_errors)
+        timings = {
+            str(name): {str(key): float(value) for key, value in spent.items()}
+            for name, spent in data["timings"].items()
+        }
+        job = Job(
+            card=str(path),
+            meta=card.meta,
+            duration_s=float(data["meta"]["duration_s"]),
+            timings=timings,
+            boot_errors=card.boot_errors,
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CardError(f"{path}: not a makrx scorecard JSON ({type(exc).__name__}: {exc})") from None
     if job.meta.get("gate") not in _GATE:
@@ -95,14 +109,18 @@ def merge(cards: list[tuple[Scorecard, Job]]) -> MergedScorecard:
     """The jobs' cards as one; two cards that check the same target are a CardError (one card per backend)."""
     jobs = [job for _, job in cards]
     # Started as long ago as the jobs took together: the Markdown's time line adds them up as timings() does.
-    merged = MergedScorecard(meta=_shared_meta([job.meta for job in jobs]), jobs=jobs,
-                             started=time.monotonic() - sum(job.duration_s for job in jobs))
+    merged = MergedScorecard(
+        meta=_shared_meta([job.meta for job in jobs]),
+        jobs=jobs,
+        started=time.monotonic() - sum(job.duration_s for job in jobs),
+    )
     owners: dict[str, str] = {}
     for card, job in cards:
         for target in dict.fromkeys([*(row.target for row in card.rows.values()), *card.boot_errors]):
             if target in owners:
-                raise CardError(f"target {target!r} is in both {owners[target]} and {job.card}: merge one card "
-                                "per backend")
+                raise CardError(
+                    f"target {target!r} is in both {owners[target]} and {job.card}: merge one card per backend"
+                )
             owners[target] = job.card
         # Each job's node ids are the same tests: their target keeps them apart.
         merged.rows.update({f"{row.target} {row.nodeid}": row for row in card.rows.values()})
@@ -131,18 +149,30 @@ def _cell(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m makrx_contracts.harness.report",
-                                     description="Commands on MakrX contract scorecards.")
+    parser = argparse.ArgumentParser(
+        prog="python -m makrx_contracts.harness.report", description="Commands on MakrX contract scorecards."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     command = commands.add_parser(
-        "merge", help="merge the per-job scorecards of a CI matrix into one",
+        "merge",
+        help="merge the per-job scorecards of a CI matrix into one",
         description="Merge per-job scorecard JSONs (each job's --makrx-report) into one matrix; exits 1 when any "
-                    "job's gate failed, 2 when a card is missing or unreadable.")
-    command.add_argument("cards", nargs="+", type=Path, metavar="CARD.json",
-                         help="a job's scorecard (--makrx-report=FILE.md writes FILE.json beside it)")
-    command.add_argument("--report", type=Path, required=True, metavar="FILE.md",
-                         help="write the merged scorecard to FILE.md and FILE.json (also appended to "
-                              "$GITHUB_STEP_SUMMARY)")
+        "job's gate failed, 2 when a card is missing or unreadable.",
+    )
+    command.add_argument(
+        "cards",
+        nargs="+",
+        type=Path,
+        metavar="CARD.json",
+        help="a job's scorecard (--makrx-report=FILE.md writes FILE.json beside it)",
+    )
+    command.add_argument(
+        "--report",
+        type=Path,
+        required=True,
+        metavar="FILE.md",
+        help="write the merged scorecard to FILE.md and FILE.json (also appended to $GITHUB_STEP_SUMMARY)",
+    )
     args = parser.parse_args(argv)
     try:
         merged = merge([load(path) for path in args.cards])

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Operation", "OpenAPIDoc", "fetch_openapi", "OPENAPI_PATHS"]
+__all__ = ["OPENAPI_PATHS", "OpenAPIDoc", "Operation", "fetch_openapi"]
 
 OPENAPI_PATHS = ("/openapi.json", "/api/openapi.json", "/api/v1/openapi.json")
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -31,8 +31,7 @@ class Operation:
 
     def url(self, fill: str | None = None) -> str:
         """The path with every parameter filled: ``fill`` if given, else a value of the declared type."""
-        return _PARAM.sub(lambda m: fill if fill is not None else _sample(self.path_params.get(m.group(1))),
-                          self.path)
+        return _PARAM.sub(lambda m: fill if fill is not None else _sample(self.path_params.get(m.group(1))), self.path)
 
 
 def _sample(kind: str | None) -> str:
@@ -62,18 +61,25 @@ class OpenAPIDoc:
         components = data.setdefault("components", {})
         tag = re.sub(r"\W+", "_", prefix).strip("_") + "__"
         theirs = sub.get("components") or {}
-        renamed = {(section, name) for section, entries in theirs.items() for name, entry in entries.items()
-                   if components.get(section, {}).get(name, entry) != entry}
-        sub = _renamed_refs(copy.deepcopy(sub), {f"#/components/{section}/{name}": f"#/components/{section}/{tag}{name}"
-                                                 for section, name in renamed})
+        renamed = {
+            (section, name)
+            for section, entries in theirs.items()
+            for name, entry in entries.items()
+            if components.get(section, {}).get(name, entry) != entry
+        }
+        sub = _renamed_refs(
+            copy.deepcopy(sub),
+            {f"#/components/{section}/{name}": f"#/components/{section}/{tag}{name}" for section, name in renamed},
+        )
         for section, entries in (sub.get("components") or {}).items():
             components.setdefault(section, {}).update(
-                {(tag + name if (section, name) in renamed else name): entry for name, entry in entries.items()})
+                {(tag + name if (section, name) in renamed else name): entry for name, entry in entries.items()}
+            )
         own = self.server_prefix
         for path, item in (sub.get("paths") or {}).items():
             full = prefix + path
             if own and full.startswith(own + "/"):
-                full = full[len(own):]
+                full = full[len(own) :]
             for method in _HTTP_METHODS:
                 if isinstance(item.get(method), dict):  # its own document-wide security, never ours
                     item[method].setdefault("security", sub.get("security", []))
@@ -91,10 +97,20 @@ class OpenAPIDoc:
                     continue
                 security = (op["security"] if "security" in op else self.data.get("security")) or []
                 secured = bool(security)
-                params = {p.get("name"): (p.get("schema") or {}).get("type", "string")
-                          for p in [*shared, *op.get("parameters", [])] if p.get("in") == "path"}
-                scopes = tuple(dict.fromkeys(scope for requirement in security if isinstance(requirement, dict)
-                                             for names in requirement.values() for scope in names or ()))
+                params = {
+                    p.get("name"): (p.get("schema") or {}).get("type", "string")
+                    for p in [*shared, *op.get("parameters", [])]
+                    if p.get("in") == "path"
+                }
+                scopes = tuple(
+                    dict.fromkeys(
+                        scope
+                        for requirement in security
+                        if isinstance(requirement, dict)
+                        for names in requirement.values()
+                        for scope in names or ()
+                    )
+                )
                 ops.append(Operation(path, method.upper(), secured, "requestBody" in op, params, scopes))
         return ops
 
@@ -105,8 +121,10 @@ class OpenAPIDoc:
 def _renamed_refs(node: Any, renames: dict[str, str]) -> Any:
     if not renames:
         return node
-    return json.loads(json.dumps(node), object_hook=lambda o: {**o, "$ref": renames.get(o["$ref"], o["$ref"])}
-                      if isinstance(o.get("$ref"), str) else o)
+    return json.loads(
+        json.dumps(node),
+        object_hook=lambda o: {**o, "$ref": renames.get(o["$ref"], o["$ref"])} if isinstance(o.get("$ref"), str) else o,
+    )
 
 
 def _document(client: httpx.Client, path: str) -> dict[str, Any] | None:
@@ -126,9 +144,13 @@ def _document(client: httpx.Client, path: str) -> dict[str, Any] | None:
 def fetch_openapi(client: httpx.Client, mounts: Sequence[str] = ()) -> OpenAPIDoc | None:
     """The first OpenAPI document found at the usual paths, or None; with the documents of sub-applications
     mounted at ``mounts`` (`app.mount` prefixes) merged in: their operations are the API's too."""
-    doc = next((OpenAPIDoc(url=path, data=data) for path in OPENAPI_PATHS
-                if (data := _document(client, path)) is not None), None)
-    for prefix in mounts if doc is not None else ():
+    doc = next(
+        (OpenAPIDoc(url=path, data=data) for path in OPENAPI_PATHS if (data := _document(client, path)) is not None),
+        None,
+    )
+    if doc is None:
+        return None
+    for prefix in mounts:
         url = f"{prefix}/openapi.json"
         if url != doc.url and (sub := _document(client, url)) is not None:
             doc = doc.with_mounted(prefix, url, sub)

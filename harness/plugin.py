@@ -11,7 +11,7 @@ import glob
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +82,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[stash.BOOT_ERRORS] = {}
     config.stash[stash.LEFT_OUT] = left_out
     try:
-        config.stash[stash.BASELINE] = (Baseline.load(makrx.baseline, missing_ok=makrx.baseline_update)
-                                       if makrx.baseline is not None else None)
+        config.stash[stash.BASELINE] = (
+            Baseline.load(makrx.baseline, missing_ok=makrx.baseline_update) if makrx.baseline is not None else None
+        )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if specs:
         config.pluginmanager.import_plugin(FIXTURES_PLUGIN)
     if specs and not hasattr(config, "workerinput"):  # the xdist controller (or a plain run) reports
-        scorecard = Scorecard(meta={"targets": ", ".join(s.raw for s in specs), "harness": __version__,
-                                    "strict": str(makrx.strict).lower(), "services": makrx.services})
+        scorecard = Scorecard(
+            meta={
+                "targets": ", ".join(s.raw for s in specs),
+                "harness": __version__,
+                "strict": str(makrx.strict).lower(),
+                "services": makrx.services,
+            }
+        )
         scorecard.notes += left_out
         config.stash[stash.SCORECARD] = scorecard
         config.pluginmanager.register(scorecard, "makrx-scorecard")
@@ -111,9 +118,14 @@ def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
     """Targets that share a directory name are labelled with their parent too (`a/app`, `b/app`); the
     bundled app keeps the name it was asked for, `reference`."""
     names = [spec.name for spec in specs]
-    return [dataclasses.replace(spec, label="reference" if spec.raw == "reference"
-                                else f"{spec.path.parent.name}/{spec.name}")
-            if names.count(spec.name) > 1 and spec.path is not None else spec for spec in specs]
+    return [
+        dataclasses.replace(
+            spec, label="reference" if spec.raw == "reference" else f"{spec.path.parent.name}/{spec.name}"
+        )
+        if names.count(spec.name) > 1 and spec.path is not None
+        else spec
+        for spec in specs
+    ]
 
 
 def _resolve_all(makrx: MakrxConfig) -> tuple[list[TargetSpec], list[str]]:
@@ -153,8 +165,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Several targets: every contract runs once per target (one session-scoped backend each)."""
     specs = metafunc.config.stash.get(stash.SPECS, [])
     if len(specs) > 1 and "makrx_target_spec" in metafunc.fixturenames:
-        metafunc.parametrize("makrx_target_spec", specs, indirect=True, scope="session",
-                             ids=[spec.display for spec in specs])
+        metafunc.parametrize(
+            "makrx_target_spec", specs, indirect=True, scope="session", ids=[spec.display for spec in specs]
+        )
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -184,8 +197,9 @@ def pytest_configure_node(node: Any) -> None:
     if not specs:
         return
     if stash.FORK_SERVERS not in config.stash:
-        config.stash[stash.FORK_SERVERS] = SharedForkServers(specs, temp_root=temp_root(),
-                                                            python=config.stash[stash.CONFIG].python)
+        config.stash[stash.FORK_SERVERS] = SharedForkServers(
+            specs, temp_root=temp_root(), python=config.stash[stash.CONFIG].python
+        )
     node.workerinput["makrx_fork_servers"] = config.stash[stash.FORK_SERVERS].names
 
 
@@ -220,9 +234,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         target = spec.display if spec else ""
         callspec = getattr(item, "callspec", None)
-        item.user_properties += [("contract_id", info.id), ("contract_level", info.level.value),
-                                 ("contract_area", info.area), ("makrx_target", target),
-                                 ("makrx_case", case_of(callspec.id if callspec else None, target))]
+        item.user_properties += [
+            ("contract_id", info.id),
+            ("contract_level", info.level.value),
+            ("contract_area", info.area),
+            ("makrx_target", target),
+            ("makrx_case", case_of(callspec.id if callspec else None, target)),
+        ]
 
 
 def _install_sigterm_handler(config: pytest.Config) -> None:
@@ -234,7 +252,11 @@ def _install_sigterm_handler(config: pytest.Config) -> None:
             raise KeyboardInterrupt("SIGTERM")
 
         signal.signal(signal.SIGTERM, on_sigterm)
-        config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        config.add_cleanup(restore)
     except ValueError:  # not the main thread (e.g. embedded pytest.main in a thread)
         pass
 
@@ -252,41 +274,50 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     for spec in config.stash.get(stash.SPECS, []):
         lines.append(f"makrx target: {spec.url or f'{spec.path} (app {spec.app})'}")
         if not spec.url:
-            lines.append(f"  settings: {spec.settings.source or 'none (no makrx-contract.toml or [tool.makrx-contract])'}"
-                         "; found by asking the backend (listed at the end): "
-                         + ", ".join(discovery.to_discover(spec.settings)))
+            lines.append(
+                f"  settings: {spec.settings.source or 'none (no makrx-contract.toml or [tool.makrx-contract])'}"
+                "; found by asking the backend (listed at the end): " + ", ".join(discovery.to_discover(spec.settings))
+            )
     makrx = config.stash.get(stash.CONFIG, None)
     if makrx is not None and any(not spec.url for spec in config.stash.get(stash.SPECS, [])):
         from .services import choose
 
-        chosen = choose(makrx.services, redis_url=makrx.redis_url, database_url=makrx.database_url,
-                        redis_image=makrx.redis_image, postgres_image=makrx.postgres_image)
+        chosen = choose(
+            makrx.services,
+            redis_url=makrx.redis_url,
+            database_url=makrx.database_url,
+            redis_image=makrx.redis_image,
+            postgres_image=makrx.postgres_image,
+        )
         lines.append(f"makrx services: --makrx-services={makrx.services} chooses {chosen}")
     if makrx is not None and makrx.baseline is not None:
         baseline = config.stash[stash.BASELINE]
-        lines.append(f"makrx baseline: {makrx.baseline} ({len(baseline.keys) if baseline else 0} known failures"
-                     f"{'; rewritten at the end' if makrx.baseline_update else ''})")
+        lines.append(
+            f"makrx baseline: {makrx.baseline} ({len(baseline.keys) if baseline else 0} known failures"
+            f"{'; rewritten at the end' if makrx.baseline_update else ''})"
+        )
     return lines + config.stash.get(stash.LEFT_OUT, [])
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A contract's failure is waived, known (baseline), warned (SHOULD) or failed; a pass the baseline
     records as a failure is fixed (`harness/waivers.py`)."""
     baselined = waivers.in_baseline(item)
     try:
         with timings.in_test_call():
-            outcome = yield
+            yield
     except Exception as exc:
         if waivers.settle_failure(item, exc, baselined):
-            return None
+            return
         raise
     waivers.settle_pass(item, baselined)
-    return outcome
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     discovery.attach(item.config, report)
     provider = item.config.stash.get(stash.PROVIDER, None)
@@ -306,8 +337,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.user_properties.append(("makrx_reason", f"{error.title} (received: {error.received})"))
         elif transport is not None:
             cause = f"{type(transport).__name__}: {transport or 'no detail'}"
-            report.longrepr = (f"{head}the backend did not answer a request of the contract\n"
-                               f"  Request: {_request_line(transport)}\n  Cause: {cause}")
+            report.longrepr = (
+                f"{head}the backend did not answer a request of the contract\n"
+                f"  Request: {_request_line(transport)}\n  Cause: {cause}"
+            )
             report.user_properties.append(("makrx_reason", f"no answer ({cause})"))
         target = item.config.stash[stash.TARGETS].get(spec.display) if spec else None
         if target is not None and target.log_path is not None:
@@ -367,12 +400,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     makrx = session.config.stash[stash.CONFIG]
     baseline = session.config.stash.get(stash.BASELINE, None)
     orphans = scorecard.fail_orphan_skips(baseline.keys if baseline is not None else frozenset())
-    if orphans and session.exitstatus == pytest.ExitCode.OK and any(
-            row.outcome == "failed" for row in scorecard.rows.values()):
+    if (
+        orphans
+        and session.exitstatus == pytest.ExitCode.OK
+        and any(row.outcome == "failed" for row in scorecard.rows.values())
+    ):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     expired = waivers.expired_waivers(session.config)
-    fixed = [f"fixed — update the baseline: {key_text((row.target, row.contract, row.case))}"
-             for row in scorecard.rows.values() if row.outcome == FIXED]
+    fixed = [
+        f"fixed — update the baseline: {key_text((row.target, row.contract, row.case))}"
+        for row in scorecard.rows.values()
+        if row.outcome == FIXED
+    ]
     scorecard.notes += orphans + expired + waivers.stale_waivers(session.config, scorecard) + fixed
     if expired and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an expired waiver fails the gate
@@ -383,11 +422,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A lone target that cannot boot ends the run before any report reaches the scorecard (`fixtures.fail_run`); its
     # card still says why (serially from the stash, under xdist from the worker's message that stopped the
     # run) and, as every card, the gate's verdict: what a merge of per-job cards needs (harness/merge.py).
-    unbooted = dict(session.config.stash[stash.BOOT_ERRORS])
+    unbooted = session.config.stash[stash.BOOT_ERRORS].copy()
     lead = f"[{TargetError.prefix}] "
     if str(stopped_by).startswith(lead) and len(session.config.stash[stash.SPECS]) == 1:
-        unbooted.setdefault(session.config.stash[stash.SPECS][0].display,
-                            str(stopped_by).removeprefix(lead).split("\n", 1)[0])
+        unbooted.setdefault(
+            session.config.stash[stash.SPECS][0].display, str(stopped_by).removeprefix(lead).split("\n", 1)[0]
+        )
     for target, error in unbooted.items():
         if target not in scorecard.boot_errors:
             scorecard.boot_errors[target] = error
@@ -404,9 +444,11 @@ def _update_baseline(baseline: Baseline, scorecard: Scorecard) -> list[str]:
     baseline.path.parent.mkdir(parents=True, exist_ok=True)
     baseline.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     added, removed = diff(baseline.keys, recorded_keys(document))
-    return ([f"baseline {baseline.path}: added {line}" for line in added]
-            + [f"baseline {baseline.path}: removed {line}" for line in removed]
-            + [f"baseline {baseline.path} rewritten: {len(added)} added, {len(removed)} removed"])
+    return (
+        [f"baseline {baseline.path}: added {line}" for line in added]
+        + [f"baseline {baseline.path}: removed {line}" for line in removed]
+        + [f"baseline {baseline.path} rewritten: {len(added)} added, {len(removed)} removed"]
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

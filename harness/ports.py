@@ -8,7 +8,7 @@ import random
 import socket
 import threading
 
-__all__ = ["free_port", "port_is_bound", "SourceAddresses"]
+__all__ = ["SourceAddresses", "free_port", "port_is_bound"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "OwnedProcess", "die_with_parent", "descendants", "stop_all", "tail"]
+__all__ = ["ManagedProcess", "OwnedProcess", "descendants", "die_with_parent", "stop_all", "tail"]
 
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True)  # looked up once: preexec_fn runs between fork and exec

@@ -18,12 +18,18 @@ from .openapi import OpenAPIDoc, Operation
 from .services.base import Faults
 from .target.settings import RoleRule, TargetSettings, parse_operation
 
-__all__ = ["Provoker", "RateOp", "outage", "frozen", "KINDS", "LOCAL_ORIGIN", "HEALTH_PATHS", "is_health_path"]
+__all__ = ["HEALTH_PATHS", "KINDS", "LOCAL_ORIGIN", "Provoker", "RateOp", "frozen", "is_health_path", "outage"]
 
 KINDS = ("200", "401", "403", "404", "405", "422", "429", "5xx", "preflight")
 LOCAL_ORIGIN = "http://localhost:3000"
-HEALTH_PATHS = ("/health", "/api/health", "/health/live", "/health/readyz", "/api/v1/health/live",
-                "/api/v1/health/readyz")
+HEALTH_PATHS = (
+    "/health",
+    "/api/health",
+    "/health/live",
+    "/health/readyz",
+    "/api/v1/health/live",
+    "/api/v1/health/readyz",
+)
 
 
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -49,8 +55,9 @@ class RateOp:
     def send(self, client: ContractClient, headers: Mapping[str, str] | None = None) -> httpx.Response:
         if self.method == "GET":
             return client.get(self.path, headers=dict(headers or {}))
-        return client.request(self.method, self.path, content=_MALFORMED,
-                              headers={"Content-Type": "application/json", **(headers or {})})
+        return client.request(
+            self.method, self.path, content=_MALFORMED, headers={"Content-Type": "application/json", **(headers or {})}
+        )
 
     def __str__(self) -> str:
         return f"{self.method} {self.operation.path}"
@@ -63,11 +70,19 @@ class Provoker:
     which setting makes it possible.
     """
 
-    def __init__(self, client: ContractClient, new_client: Callable[[], ContractClient], doc: OpenAPIDoc | None,
-                 settings: TargetSettings, mint: Callable[..., str] | None, outage: Callable[[], Any],
-                 rate_budget: int, protection: Callable[[], Protection],
-                 auth_probe: Callable[[], Operation] | None = None,
-                 discovered: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        client: ContractClient,
+        new_client: Callable[[], ContractClient],
+        doc: OpenAPIDoc | None,
+        settings: TargetSettings,
+        mint: Callable[..., str] | None,
+        outage: Callable[[], Any],
+        rate_budget: int,
+        protection: Callable[[], Protection],
+        auth_probe: Callable[[], Operation] | None = None,
+        discovered: Callable[..., None] | None = None,
+    ) -> None:
         """``protection``: which operations need a token beyond the document's `security` (found lazily, like
         ``auth_probe``, the operation a plain valid token may call: both cost requests);
         ``discovered(key, toml_value, note)`` reports a setting found instead of configured."""
@@ -109,16 +124,20 @@ class Provoker:
     def unauthorized(self) -> httpx.Response:
         secured = [op for op in self._ops() if op.secured]
         if not secured:
-            pytest.skip("no operation is known to need a token: none has a security requirement in the OpenAPI "
-                        "document or a [[roles]] entry, and none asked answered 401 without a token")
+            pytest.skip(
+                "no operation is known to need a token: none has a security requirement in the OpenAPI "
+                "document or a [[roles]] entry, and none asked answered 401 without a token"
+            )
         op = next((o for o in secured if o.method == "GET"), secured[0])
         return self.client.request(op.method, op.url(), json={} if op.has_body else None)
 
     def forbidden(self) -> httpx.Response:
         rules = self.role_rules
         if not rules:
-            pytest.skip("no role-protected endpoint known: no OpenAPI security requirement names scopes, and no "
-                        "[[roles]] path/method/roles in [tool.makrx-contract]")
+            pytest.skip(
+                "no role-protected endpoint known: no OpenAPI security requirement names scopes, and no "
+                "[[roles]] path/method/roles in [tool.makrx-contract]"
+            )
         rule = rules[0]
         path = rule.path
         op = next((o for o in self._ops() if o.path == rule.path and o.method == rule.method), None)
@@ -148,8 +167,9 @@ class Provoker:
         bodied = [o for o in ops if o.has_body]
         if bodied:
             op = bodied[0]
-            return self.client.request(op.method, op.url(), headers=self.credentials(op),
-                                       json={"makrx-contract": ["not", "the", "schema"]})
+            return self.client.request(
+                op.method, op.url(), headers=self.credentials(op), json={"makrx-contract": ["not", "the", "schema"]}
+            )
         pytest.skip("no operation with a typed path parameter or a request body to send invalid input to")
 
     def malformed_json(self) -> httpx.Response:
@@ -157,15 +177,18 @@ class Provoker:
         each write under /api until one answers past routing and auth (a body read by hand is in no document)."""
         ops = self._ops()
         bodied = [o for o in ops if o.has_body][:1]
-        candidates = bodied or [o for o in ops if o.method in _WRITES[:3] and o.path.startswith("/api")
-                                and not is_health_path(o.path)]
+        candidates = bodied or [
+            o for o in ops if o.method in _WRITES[:3] and o.path.startswith("/api") and not is_health_path(o.path)
+        ]
         for op in candidates:
             headers = {"Content-Type": "application/json", **self.credentials(op)}
             response = self.client.request(op.method, op.url(), headers=headers, content=b'{"name": "x", broken')
             if bodied or response.status_code not in (401, 403, 404, 405):
                 return response
-        pytest.skip("no operation takes a request body: the OpenAPI document declares none, and no POST, PUT or "
-                    "PATCH under /api answered a malformed body past routing and auth")
+        pytest.skip(
+            "no operation takes a request body: the OpenAPI document declares none, and no POST, PUT or "
+            "PATCH under /api answered a malformed body past routing and auth"
+        )
 
     @property
     def role_rules(self) -> tuple[RoleRule, ...]:
@@ -198,8 +221,10 @@ class Provoker:
             if status < 500:
                 answering.append(candidate)
         if not tried:
-            pytest.skip("no operation under /api to rate-limit (a public GET, one a plain token may call, or a "
-                        "write with a JSON body): set rate_limit_path in [tool.makrx-contract]")
+            pytest.skip(
+                "no operation under /api to rate-limit (a public GET, one a plain token may call, or a "
+                "write with a JSON body): set rate_limit_path in [tool.makrx-contract]"
+            )
         # None limited: RATE-LIMIT shows a burst that was answered, not one that failed on its own.
         chosen = chosen or (answering or tried)[0]
         self.rate_ops_tried = tuple(str(op) for op in tried)
@@ -221,8 +246,10 @@ class Provoker:
                 yield RateOp(probe)
         for method in _WRITES:
             # Only writes that take a body: the malformed body stops them before any handler runs.
-            writes = sorted((o for o in ops if o.method == method and o.has_body and (self.mint or not o.secured)),
-                            key=lambda o: ("{" in o.path, o.secured))
+            writes = sorted(
+                (o for o in ops if o.method == method and o.has_body and (self.mint or not o.secured)),
+                key=lambda o: ("{" in o.path, o.secured),
+            )
             yield from [RateOp(o) for o in writes[:1]]
 
     def rate_limit_auth(self, op: RateOp | None = None) -> dict[str, str]:
@@ -258,8 +285,9 @@ class Provoker:
 
     def server_error(self) -> httpx.Response:
         """With the database stopped, the first DB-backed operation that answers 5xx."""
-        candidates = [o for o in self._ops() if o.method == "GET" and o.path.startswith("/api")
-                      and not is_health_path(o.path)]
+        candidates = [
+            o for o in self._ops() if o.method == "GET" and o.path.startswith("/api") and not is_health_path(o.path)
+        ]
         candidates.sort(key=lambda o: ("{" in o.path, o.secured))
         last: httpx.Response | None = None
         with self.outage():
@@ -271,18 +299,32 @@ class Provoker:
                     continue
                 if last.status_code >= 500:
                     return last
-        pytest.skip("no GET operation under /api answered 5xx with the database stopped"
-                    + (f" (last: {last.status_code} {last.request.url.path})" if last is not None else ""))
+        pytest.skip(
+            "no GET operation under /api answered 5xx with the database stopped"
+            + (f" (last: {last.status_code} {last.request.url.path})" if last is not None else "")
+        )
 
     def preflight(self, origin: str = LOCAL_ORIGIN, path: str = "/api/health") -> httpx.Response:
-        return self.client.options(path, headers={"Origin": origin, "Access-Control-Request-Method": "GET",
-                                                  "Access-Control-Request-Headers": "authorization"})
+        return self.client.options(
+            path,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
 
     def provoke(self, kind: str) -> httpx.Response:
         return {
-            "200": self.ok, "401": self.unauthorized, "403": self.forbidden, "404": self.not_found,
-            "405": self.method_not_allowed, "422": self.unprocessable, "429": self.rate_limited,
-            "5xx": self.server_error, "preflight": self.preflight,
+            "200": self.ok,
+            "401": self.unauthorized,
+            "403": self.forbidden,
+            "404": self.not_found,
+            "405": self.method_not_allowed,
+            "422": self.unprocessable,
+            "429": self.rate_limited,
+            "5xx": self.server_error,
+            "preflight": self.preflight,
         }[kind]()
 
 

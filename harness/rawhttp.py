@@ -24,19 +24,23 @@ class RawResponse:
     def render(self) -> str:
         sent = self.sent.decode("latin-1")[:600]
         head = "\n".join(f"  {k}: {v[:200]}" for k, v in self.headers)
-        return f"> (raw bytes)\n  {sent!r}\n< {self.status or 'connection closed, no answer'}\n{head}\n" \
-               f"  {self.body[:600].decode('utf-8', 'replace')}"
+        return (
+            f"> (raw bytes)\n  {sent!r}\n< {self.status or 'connection closed, no answer'}\n{head}\n"
+            f"  {self.body[:600].decode('utf-8', 'replace')}"
+        )
 
 
-def raw_request(base_url: str, path: str, header_lines: list[bytes], *, source_address: str | None = None,
-                timeout: float = 5.0) -> RawResponse:
+def raw_request(
+    base_url: str, path: str, header_lines: list[bytes], *, source_address: str | None = None, timeout: float = 5.0
+) -> RawResponse:
     """One GET with the given raw header lines, over a fresh connection (``Connection: close``)."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() + b"\r\n"
     request += b"".join(line + b"\r\n" for line in header_lines) + b"Connection: close\r\n\r\n"
-    with socket.create_connection((host, port), timeout=timeout,
-                                  source_address=(source_address, 0) if source_address else None) as sock:
+    with socket.create_connection(
+        (host, port), timeout=timeout, source_address=(source_address, 0) if source_address else None
+    ) as sock:
         sock.sendall(request)
         chunks = []
         while True:

@@ -19,12 +19,21 @@ from . import timings
 from .baseline import FIXED, KNOWN, Key
 from .discovery import Finding, read, render_toml
 
-__all__ = ["Row", "Scorecard", "WARNED", "WAIVED"]
+__all__ = ["WAIVED", "WARNED", "Row", "Scorecard"]
 
 WARNED = "warned"
 WAIVED = "waived"
-_ORDER = {"failed": 0, "error": 1, "expired-waiver": 2, WARNED: 3, KNOWN: 4, WAIVED: 5, "skipped": 6, FIXED: 7,
-          "passed": 8}
+_ORDER = {
+    "failed": 0,
+    "error": 1,
+    "expired-waiver": 2,
+    WARNED: 3,
+    KNOWN: 4,
+    WAIVED: 5,
+    "skipped": 6,
+    FIXED: 7,
+    "passed": 8,
+}
 
 
 @dataclass
@@ -75,10 +84,17 @@ class Scorecard:
             if target not in self.boot_errors:
                 self.boot_errors[target] = str(boot_error)
                 self.notes.append(f"{target or 'the target'} could not boot: {boot_error}")
-        row = self.rows.setdefault(report.nodeid, Row(
-            target=str(props.get("makrx_target", "")), area=str(props.get("contract_area", "")),
-            contract=str(props["contract_id"]), level=str(props.get("contract_level", "MUST")), nodeid=report.nodeid,
-            case=str(props.get("makrx_case", ""))))
+        row = self.rows.setdefault(
+            report.nodeid,
+            Row(
+                target=str(props.get("makrx_target", "")),
+                area=str(props.get("contract_area", "")),
+                contract=str(props["contract_id"]),
+                level=str(props.get("contract_level", "MUST")),
+                nodeid=report.nodeid,
+                case=str(props.get("makrx_case", "")),
+            ),
+        )
         row.duration += report.duration
         if report.failed:
             row.outcome = "error" if report.when != "call" else "failed"
@@ -98,27 +114,39 @@ class Scorecard:
         when OWNER fails in the same run; otherwise nothing judged it, and it fails itself (a SHOULD one
         warns; one in the ``known`` baseline is known). Returns one line per such contract."""
         ran = {(row.target, row.contract) for row in self.rows.values()}
-        pointers = {row.nodeid: [owner for owner in _owners(row.reason) if (row.target, owner) in ran]
-                    for row in self.rows.values() if row.outcome == "skipped"}  # a deselected owner: no verdict
+        pointers = {
+            row.nodeid: [owner for owner in _owners(row.reason) if (row.target, owner) in ran]
+            for row in self.rows.values()
+            if row.outcome == "skipped"
+        }  # a deselected owner: no verdict
         # Owned: a contract that failed, or one that skipped pointing at an owned one (AUTH-ROLE-FORBIDDEN
         # skipped because AUTH-VALID-TOKEN failed owns what points at it in turn).
-        owned = {(row.target, row.contract) for row in self.rows.values()
-                 if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED, KNOWN)}
+        owned = {
+            (row.target, row.contract)
+            for row in self.rows.values()
+            if row.outcome in ("failed", "error", "expired-waiver", WARNED, WAIVED, KNOWN)
+        }
         grew = True
         while grew:
             before = len(owned)
-            owned |= {(row.target, row.contract) for row in self.rows.values()
-                      if any((row.target, owner) in owned for owner in pointers.get(row.nodeid, []))}
+            owned |= {
+                (row.target, row.contract)
+                for row in self.rows.values()
+                if any((row.target, owner) in owned for owner in pointers.get(row.nodeid, []))
+            }
             grew = len(owned) > before
         lines = []
         for row in self.rows.values():
             owners = pointers.get(row.nodeid, [])
             if not owners or any((row.target, owner) in owned for owner in owners):
                 continue
-            row.outcome = (KNOWN if (row.target, row.contract, row.case) in known
-                           else "failed" if row.level == "MUST" else WARNED)
-            row.reason = (f"not judged: {row.reason}, yet {' / '.join(owners)} did not fail in this run, so no "
-                          "contract owns this gap (the backend's shape kept the suite from provoking it)")
+            row.outcome = (
+                KNOWN if (row.target, row.contract, row.case) in known else "failed" if row.level == "MUST" else WARNED
+            )
+            row.reason = (
+                f"not judged: {row.reason}, yet {' / '.join(owners)} did not fail in this run, so no "
+                "contract owns this gap (the backend's shape kept the suite from provoking it)"
+            )
             lines.append(f"{row.nodeid}: {row.reason}")
         return lines
 
@@ -172,9 +200,15 @@ class Scorecard:
             "boot_errors": self.boot_errors,
             "discovered": [asdict(found) for found in self.discovered],
             "contracts": [
-                {"target": t, "area": a, "contract": c, "level": self.verdict(rows).level,
-                 "result": self.verdict(rows).outcome, "reason": self.verdict(rows).reason,
-                 "cases": [asdict(r) for r in rows]}
+                {
+                    "target": t,
+                    "area": a,
+                    "contract": c,
+                    "level": self.verdict(rows).level,
+                    "result": self.verdict(rows).outcome,
+                    "reason": self.verdict(rows).reason,
+                    "cases": [asdict(r) for r in rows],
+                }
                 for (t, a, c), rows in self.by_contract().items()
             ],
         }
@@ -186,13 +220,16 @@ class Scorecard:
         this process's."""
         rows = [Row(**case) for contract in data["contracts"] for case in contract["cases"]]
         duration = float(data["meta"]["duration_s"])
-        return cls(meta={str(key): str(value) for key, value in data["meta"].items() if key != "duration_s"},
-                   rows={row.nodeid: row for row in rows}, notes=[str(note) for note in data["notes"]],
-                   discovered=[Finding(**found) for found in data["discovered"]],
-                   boot_errors={str(target): str(error) for target, error in data.get("boot_errors", {}).items()},
-                   # Started that long ago, so the Markdown and JSON keep the run's own duration.
-                   started=time.monotonic() - duration,
-                   call_seconds=float(data["timings"]["test calls"]["total_s"]))
+        return cls(
+            meta={str(key): str(value) for key, value in data["meta"].items() if key != "duration_s"},
+            rows={row.nodeid: row for row in rows},
+            notes=[str(note) for note in data["notes"]],
+            discovered=[Finding(**found) for found in data["discovered"]],
+            boot_errors={str(target): str(error) for target, error in data.get("boot_errors", {}).items()},
+            # Started that long ago, so the Markdown and JSON keep the run's own duration.
+            started=time.monotonic() - duration,
+            call_seconds=float(data["timings"]["test calls"]["total_s"]),
+        )
 
     def to_markdown(self) -> str:
         meta = self.meta
@@ -207,8 +244,12 @@ class Scorecard:
         targets = sorted({row.target for row in self.rows.values()})
         grouped = self.by_contract()
         if len(targets) > 1:
-            out += ["### Matrix", "", "| contract | level | " + " | ".join(targets) + " |",
-                    "|---|---|" + "---|" * len(targets)]
+            out += [
+                "### Matrix",
+                "",
+                "| contract | level | " + " | ".join(targets) + " |",
+                "|---|---|" + "---|" * len(targets),
+            ]
             contracts = sorted({(a, c) for (_, a, c) in grouped})
             for area, contract in contracts:
                 cells = []
@@ -223,8 +264,12 @@ class Scorecard:
                         cells.append("–")
                 out.append(f"| {contract} | {level} | " + " | ".join(cells) + " |")
             out.append("")
-        out += ["### Results", "", "| target | area | contract | level | result | reason |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "### Results",
+            "",
+            "| target | area | contract | level | result | reason |",
+            "|---|---|---|---|---|---|",
+        ]
         for target, error in self.boot_errors.items():
             out.append(f"| {target} | – | – | – | 💥 could not boot | {error[:200]} |")
         for (target, area, contract), rows in grouped.items():
@@ -233,14 +278,25 @@ class Scorecard:
             worst = self.verdict(rows)
             reason = worst.reason.replace("|", "\\|").replace("\n", " ")[:200]
             out.append(f"| {target} | {area} | {contract} | {worst.level} | {_icon(worst.outcome)} | {reason} |")
-        failures = [self.verdict(rows) for (target, _, _), rows in grouped.items()
-                    if target not in self.boot_errors
-                    and self.verdict(rows).outcome in ("failed", "error", WARNED) and self.verdict(rows).exchange]
+        failures = [
+            self.verdict(rows)
+            for (target, _, _), rows in grouped.items()
+            if target not in self.boot_errors
+            and self.verdict(rows).outcome in ("failed", "error", WARNED)
+            and self.verdict(rows).exchange
+        ]
         if failures:
             out += ["", "### What showed each failure", ""]
             for row in failures:
-                out += [f"<details><summary>{row.contract} on {row.target}: {row.reason[:120]}</summary>", "",
-                        "```", row.exchange[:4000], "```", "", "</details>"]
+                out += [
+                    f"<details><summary>{row.contract} on {row.target}: {row.reason[:120]}</summary>",
+                    "",
+                    "```",
+                    row.exchange[:4000],
+                    "```",
+                    "",
+                    "</details>",
+                ]
         return "\n".join(out) + "\n"
 
     def write(self, path: Path) -> None:
@@ -263,9 +319,17 @@ class Scorecard:
 
 
 def _icon(outcome: str) -> str:
-    return {"passed": "✅ pass", "failed": "❌ FAIL", "error": "💥 error", WARNED: "⚠️ warn", WAIVED: "🏳️ waived",
-            "skipped": "⏭️ skip", "expired-waiver": "❌ expired waiver", KNOWN: "📌 known",
-            FIXED: "🎉 fixed — update the baseline"}.get(outcome, outcome)
+    return {
+        "passed": "✅ pass",
+        "failed": "❌ FAIL",
+        "error": "💥 error",
+        WARNED: "⚠️ warn",
+        WAIVED: "🏳️ waived",
+        "skipped": "⏭️ skip",
+        "expired-waiver": "❌ expired waiver",
+        KNOWN: "📌 known",
+        FIXED: "🎉 fixed — update the baseline",
+    }.get(outcome, outcome)
 
 
 def _first_line(text: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
+from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
 __all__ = ["LONG_MODULES", "ContractScheduling"]
 
@@ -37,8 +37,7 @@ class ContractScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist sh
         if len(self.labels) == 1:
             return nodeid.partition("::")[0]
         params = nodeid.partition("[")[2]  # the target's id leads the parametrisation ids
-        return next((label for label in self.labels if params == f"{label}]" or params.startswith(f"{label}-")),
-                    nodeid)
+        return next((label for label in self.labels if params == f"{label}]" or params.startswith(f"{label}-")), nodeid)
 
     def _assign_work_unit(self, node: Any) -> None:
         longest = max(self.workqueue, key=_length)

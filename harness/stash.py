@@ -11,8 +11,19 @@ from .target.launcher import RunningTarget
 from .target.resolve import TargetSpec
 from .target.shared_forks import SharedForkServers
 
-__all__ = ["CONFIG", "SPECS", "TARGETS", "BOOT_ERRORS", "LEFT_OUT", "UNBOOTED_FIRST", "SCORECARD", "FORK_SERVERS",
-           "BASELINE", "PROVIDER", "spec_of"]
+__all__ = [
+    "BASELINE",
+    "BOOT_ERRORS",
+    "CONFIG",
+    "FORK_SERVERS",
+    "LEFT_OUT",
+    "PROVIDER",
+    "SCORECARD",
+    "SPECS",
+    "TARGETS",
+    "UNBOOTED_FIRST",
+    "spec_of",
+]
 
 CONFIG = pytest.StashKey[MakrxConfig]()
 SPECS = pytest.StashKey[list[TargetSpec]]()
@@ -30,6 +41,7 @@ def spec_of(item: pytest.Item) -> TargetSpec | None:
     """The target an item checks: its matrix parameter, else the run's one target."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "makrx_target_spec" in callspec.params:
-        return callspec.params["makrx_target_spec"]
+        spec: TargetSpec = callspec.params["makrx_target_spec"]
+        return spec
     specs = item.config.stash.get(SPECS, [])
     return specs[0] if specs else None

@@ -13,7 +13,7 @@ import pytest
 
 from .. import contracts
 
-__all__ = ["CONTRACTS_DIR", "CONTRACTS_PACKAGE", "FIXTURES_PLUGIN", "ContractSuite", "ContractModule"]
+__all__ = ["CONTRACTS_DIR", "CONTRACTS_PACKAGE", "FIXTURES_PLUGIN", "ContractModule", "ContractSuite"]
 
 CONTRACTS_PACKAGE = contracts.__name__
 CONTRACTS_DIR = Path(contracts.__file__).resolve().parent

@@ -14,8 +14,15 @@ from .contract import SHOULD, ContractViolation, contract_of
 from .report import WAIVED, WARNED, Scorecard
 from .target.settings import Waiver
 
-__all__ = ["MakrxShouldWarning", "MakrxWaivedWarning", "in_baseline", "settle_failure", "settle_pass",
-           "expired_waivers", "stale_waivers"]
+__all__ = [
+    "MakrxShouldWarning",
+    "MakrxWaivedWarning",
+    "expired_waivers",
+    "in_baseline",
+    "settle_failure",
+    "settle_pass",
+    "stale_waivers",
+]
 
 
 class MakrxShouldWarning(UserWarning):
@@ -50,8 +57,10 @@ def settle_failure(item: pytest.Item, exc: Exception, baselined: bool) -> bool:
     waiver = _waiver_for(item, info.id)
     violated = isinstance(exc, AssertionError)  # anything else (no answer, a crash) is no SHOULD's warning
     if violated and waiver is not None and not waiver.expired():
-        item.user_properties += [("makrx_outcome", WAIVED),
-                                 ("makrx_reason", f"{title} (waived until {waiver.expires}: {waiver.reason})")]
+        item.user_properties += [
+            ("makrx_outcome", WAIVED),
+            ("makrx_reason", f"{title} (waived until {waiver.expires}: {waiver.reason})"),
+        ]
         warnings.warn(MakrxWaivedWarning(f"{info.id} waived until {waiver.expires}: {title}"), stacklevel=1)
         return True
     if baselined and waiver is None:  # a waiver wins, also once expired
@@ -71,17 +80,26 @@ def settle_failure(item: pytest.Item, exc: Exception, baselined: bool) -> bool:
 def settle_pass(item: pytest.Item, baselined: bool) -> None:
     """A pass the baseline records as a failure is `fixed`."""
     if baselined:
-        item.user_properties += [("makrx_outcome", FIXED),
-                                 ("makrx_reason", "fixed — update the baseline (--makrx-baseline-update)")]
+        item.user_properties += [
+            ("makrx_outcome", FIXED),
+            ("makrx_reason", "fixed — update the baseline (--makrx-baseline-update)"),
+        ]
 
 
 def expired_waivers(config: pytest.Config) -> list[str]:
-    return [f"{spec.display}: waiver for {w.contract} expired on {w.expires} ({w.reason})"
-            for spec in config.stash.get(stash.SPECS, []) for w in spec.settings.waivers if w.expired()]
+    return [
+        f"{spec.display}: waiver for {w.contract} expired on {w.expires} ({w.reason})"
+        for spec in config.stash.get(stash.SPECS, [])
+        for w in spec.settings.waivers
+        if w.expired()
+    ]
 
 
 def stale_waivers(config: pytest.Config, scorecard: Scorecard) -> list[str]:
     results = {(t, c): Scorecard.verdict(rows).outcome for (t, _, c), rows in scorecard.by_contract().items()}
-    return [f"{spec.display}: waiver for {w.contract} is stale, the contract passes"
-            for spec in config.stash.get(stash.SPECS, []) for w in spec.settings.waivers
-            if results.get((spec.display, w.contract)) == "passed"]
+    return [
+        f"{spec.display}: waiver for {w.contract} is stale, the contract passes"
+        for spec in config.stash.get(stash.SPECS, [])
+        for w in spec.settings.waivers
+        if results.get((spec.display, w.contract)) == "passed"
+    ]

@@ -15,16 +15,20 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["start_watchdog", "parent_alive"]
+__all__ = ["parent_alive", "start_watchdog"]
 
 
 def start_watchdog(*paths: Path) -> subprocess.Popen[bytes]:
     """Watch the current process; remove ``paths`` once it has died."""
     # A script in isolated mode without site: the standard library is all it needs, and importing the
     # harness package (pytest, httpx) would cost each run's watchdog ~0.2 s of CPU.
-    return subprocess.Popen([sys.executable, "-I", "-S", __file__, str(os.getpid()), *map(str, paths)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # Ctrl-C to the terminal's group must not end it
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", __file__, str(os.getpid()), *map(str, paths)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # Ctrl-C to the terminal's group must not end it
 
 
 def parent_alive(pid: int) -> bool:

@@ -5,6 +5,7 @@ the worker count and PORT the port. Use REDIS_URL with several workers, so they 
 """
 
 import os
+from typing import Any, ClassVar
 
 from uvicorn_worker import UvicornWorker
 
@@ -12,7 +13,10 @@ from uvicorn_worker import UvicornWorker
 class Worker(UvicornWorker):
     """Uvicorn worker that leaves X-Forwarded-For alone: TRUST_PROXY decides in the app."""
 
-    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
+        **UvicornWorker.CONFIG_KWARGS,
+        "proxy_headers": False,
+    }
 
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"

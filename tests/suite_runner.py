@@ -43,11 +43,28 @@ def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 3
     card = workdir / "scorecard.json"
     # Embedded unless a test asks otherwise: `auto` would switch to docker whenever an engine is up.
     services = [] if any(arg.startswith("--makrx-services") for arg in extra) else ["--makrx-services=embedded"]
-    argv = [sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "-p", "pytest_timeout",
-            f"--makrx-target={target}", "--makrx-strict", "-p", "no:cacheprovider", f"--junitxml={junit}",
-            f"--makrx-report={card}", "-q", "-rfEs",
-            # The browser family fails with every CORS variant (its purpose): tests/test_browser.py runs it.
-            "-m", "not browser", *services, *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "makrx_contracts.harness.plugin",
+        "-p",
+        "pytest_timeout",
+        f"--makrx-target={target}",
+        "--makrx-strict",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        f"--makrx-report={card}",
+        "-q",
+        "-rfEs",
+        # The browser family fails with every CORS variant (its purpose): tests/test_browser.py runs it.
+        "-m",
+        "not browser",
+        *services,
+        *extra,
+    ]
     # Only our plugin: autoloading every installed pytest plugin costs seconds per run.
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.access import choose_probe, role_rules
 from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.errorshape import parse_error_body
@@ -13,20 +12,28 @@ from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings, parse_operation
 
 _BEARER = [{"HTTPBearer": []}]
-DOC = OpenAPIDoc("/openapi.json", {"paths": {
-    "/api/admin/dashboard": {"get": {"security": _BEARER}},
-    "/api/v1/items": {"get": {}, "post": {"security": [{"HTTPBearer": ["editor"]}], "requestBody": {}}},
-    "/api/v1/items/{item_id}": {"delete": {"security": [{"HTTPBearer": ["admin"]}],
-                                           "parameters": [{"name": "item_id", "in": "path"}]}},
-    "/api/v1/me": {"get": {"security": _BEARER}},
-    "/api/v1/reports": {"get": {"security": _BEARER}},
-}})
+DOC = OpenAPIDoc(
+    "/openapi.json",
+    {
+        "paths": {
+            "/api/admin/dashboard": {"get": {"security": _BEARER}},
+            "/api/v1/items": {"get": {}, "post": {"security": [{"HTTPBearer": ["editor"]}], "requestBody": {}}},
+            "/api/v1/items/{item_id}": {
+                "delete": {"security": [{"HTTPBearer": ["admin"]}], "parameters": [{"name": "item_id", "in": "path"}]}
+            },
+            "/api/v1/me": {"get": {"security": _BEARER}},
+            "/api/v1/reports": {"get": {"security": _BEARER}},
+        }
+    },
+)
 
 
 def test_scopes_of_a_security_requirement_are_role_rules_after_the_settings() -> None:
     settings = TargetSettings(roles=(RoleRule("/api/v1/items/{item_id}", "DELETE", ("owner",)),))
-    assert role_rules(DOC, settings) == (RoleRule("/api/v1/items/{item_id}", "DELETE", ("owner",)),
-                                         RoleRule("/api/v1/items", "POST", ("editor",)))
+    assert role_rules(DOC, settings) == (
+        RoleRule("/api/v1/items/{item_id}", "DELETE", ("owner",)),
+        RoleRule("/api/v1/items", "POST", ("editor",)),
+    )
 
 
 def test_the_probe_is_the_first_operation_a_plain_token_may_call() -> None:

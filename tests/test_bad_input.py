@@ -17,10 +17,25 @@ from tests.suite_runner import REPO
 
 def run(target: str, *extra: str, timeout: float = 60, env: dict[str, str] | None = None) -> tuple[int, str]:
     """The suite's exit code and output; a run that hangs fails the test by its ``timeout``."""
-    done = subprocess.run([sys.executable, "-m", "pytest", f"--makrx-target={target}", "-p", "no:randomly",
-                           "-p", "no:cacheprovider", "-q", *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--makrx-target={target}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     return done.returncode, done.stdout + done.stderr
 
 
@@ -73,13 +88,21 @@ def test_an_app_that_raises_on_import_under_xdist_reads_the_same(tmp_path: Path)
     assert not _processes_mentioning(str(app))
 
 
-@pytest.mark.parametrize(("error", "setting"), [
-    ("raise ValueError('SMTP_USERNAME and SMTP_PASSWORD environment variables must be set.')",
-     'give it in [env] of makrx-contract.toml beside the backend (SMTP_USERNAME = "..." SMTP_PASSWORD = "...")'),
-    ("import jose_not_installed", 'set python = ".venv/bin/python"'),
-    ("raise ValueError('1 validation error for Settings\\nENVIRONMENT\\n  String should match pattern "
-     "^(development|staging|production)$')", 'set environment = "development"'),
-])
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        (
+            "raise ValueError('SMTP_USERNAME and SMTP_PASSWORD environment variables must be set.')",
+            'give it in [env] of makrx-contract.toml beside the backend (SMTP_USERNAME = "..." SMTP_PASSWORD = "...")',
+        ),
+        ("import jose_not_installed", 'set python = ".venv/bin/python"'),
+        (
+            "raise ValueError('1 validation error for Settings\\nENVIRONMENT\\n  String should match pattern "
+            "^(development|staging|production)$')",
+            'set environment = "development"',
+        ),
+    ],
+)
 def test_a_boot_failure_names_the_setting_that_fixes_it(tmp_path: Path, error: str, setting: str) -> None:
     code, out = run(str(_backend(tmp_path, error + "\n")))
     assert code == pytest.ExitCode.TESTS_FAILED
@@ -101,15 +124,17 @@ def test_a_port_already_taken(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         app = _backend(tmp_path, "async def app(scope, receive, send):\n    pass\n")
         (app / "makrx-contract.toml").write_text(
-            f'command = "{{python}} -m uvicorn main:app --host 127.0.0.1 --port {port}"\n')
+            f'command = "{{python}} -m uvicorn main:app --host 127.0.0.1 --port {port}"\n'
+        )
         code, out = run(str(app), "--makrx-ready-timeout=5")
     assert code == pytest.ExitCode.TESTS_FAILED
     assert "could not bind its port" in out
 
 
 def test_an_unreachable_external_service(tmp_path: Path) -> None:
-    code, out = run("reference", "--makrx-redis-url=redis://127.0.0.1:9/0",
-                    "--makrx-database-url=postgresql://u:p@127.0.0.1:9/db")
+    code, out = run(
+        "reference", "--makrx-redis-url=redis://127.0.0.1:9/0", "--makrx-database-url=postgresql://u:p@127.0.0.1:9/db"
+    )
     assert code != 0
     assert "127.0.0.1:9" in out and "--makrx-" in out
     assert "Traceback" not in out

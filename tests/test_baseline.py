@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from makrx_contracts.harness.baseline import Baseline, case_of
 from makrx_contracts.harness.errors import ConfigError
+
 from tests.test_report import FAST, run, variant
 
 TARGET = "reference_app"  # how a run alone labels the reference app and a variant of it: its directory name
@@ -45,18 +45,30 @@ def test_a_baseline_keeps_a_broken_variants_gate_green_and_a_new_failure_turns_i
     baseline.write_text(json.dumps(reworded(card(first))))
 
     report, junit = tmp_path / "again.json", tmp_path / "junit.xml"
-    green = run(f"--makrx-target={app}", f"--makrx-baseline={baseline}", f"--makrx-report={report}",
-                f"--junitxml={junit}", "-v", *FAST)  # -v undoes -q: the run header shows
+    green = run(
+        f"--makrx-target={app}",
+        f"--makrx-baseline={baseline}",
+        f"--makrx-report={report}",
+        f"--junitxml={junit}",
+        "-v",
+        *FAST,
+    )  # -v undoes -q: the run header shows
     assert green.returncode == 0, green.stdout[-3000:]
     assert "1 known" in green.stdout.splitlines()[-1], green.stdout[-1000:]
-    assert re.search(r"makrx services: --makrx-services=auto chooses (embedded|docker) \(no --makrx-database-url", green.stdout)
+    assert re.search(
+        r"makrx services: --makrx-services=auto chooses (embedded|docker) \(no --makrx-database-url", green.stdout
+    )
     assert f"makrx baseline: {baseline} (1 known failures" in green.stdout
     assert result_of(card(report), "CORS-LOCAL-DEFAULT") == "known"
     meta = card(report)["meta"]  # the provider that served the run, not the mode asked for
     assert meta["services"] in ("embedded", "docker") and "no --makrx-database-url" in meta["services chosen because"]
     assert "📌 known" in report.with_suffix(".md").read_text()
-    props = {p.get("value") for case in ET.parse(junit).getroot().iter("testcase") for p in case.iter("property")
-             if p.get("name") == "makrx_outcome"}
+    props = {
+        p.get("value")
+        for case in ET.parse(junit).getroot().iter("testcase")
+        for p in case.iter("property")
+        if p.get("name") == "makrx_outcome"
+    }
     assert props == {"known"}
     # The same under xdist: every worker reads the baseline.
     assert run(f"--makrx-target={app}", f"--makrx-baseline={baseline}", "-n", "2", *FAST).returncode == 0
@@ -97,11 +109,27 @@ def test_update_rewrites_the_baseline_and_says_what_it_added_and_removed(tmp_pat
     passing = next(c for c in document["contracts"] if c["contract"] == "CORS-NO-WILDCARD")
     for case in passing["cases"]:
         case["outcome"] = "failed"
-    document["contracts"].append({"target": TARGET, "area": "AUTH", "contract": "AUTH-NO-TOKEN", "level": "MUST",
-                                  "result": "failed", "reason": "", "cases": [
-                                      {"target": TARGET, "area": "AUTH", "contract": "AUTH-NO-TOKEN", "level": "MUST",
-                                       "nodeid": "contracts/test_auth.py::test_no_token", "case": "",
-                                       "outcome": "failed"}]})
+    document["contracts"].append(
+        {
+            "target": TARGET,
+            "area": "AUTH",
+            "contract": "AUTH-NO-TOKEN",
+            "level": "MUST",
+            "result": "failed",
+            "reason": "",
+            "cases": [
+                {
+                    "target": TARGET,
+                    "area": "AUTH",
+                    "contract": "AUTH-NO-TOKEN",
+                    "level": "MUST",
+                    "nodeid": "contracts/test_auth.py::test_no_token",
+                    "case": "",
+                    "outcome": "failed",
+                }
+            ],
+        }
+    )
     baseline.write_text(json.dumps(document))
     updated = run(f"--makrx-target={app}", f"--makrx-baseline={baseline}", "--makrx-baseline-update", *FAST)
     assert updated.returncode == 0, updated.stdout[-3000:]
@@ -116,16 +144,23 @@ def test_update_rewrites_the_baseline_and_says_what_it_added_and_removed(tmp_pat
 def test_a_waiver_wins_over_the_baseline_and_keeps_its_expiry(tmp_path: Path) -> None:
     first = tmp_path / "first.json"
     run(f"--makrx-target={variant('CORS-LOCAL-DEFAULT', tmp_path / 'a')}", f"--makrx-report={first}", *FAST)
-    expired = variant("CORS-LOCAL-DEFAULT", tmp_path / "b",
-                      '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "old excuse"\nexpires = 2020-01-01\n')
+    expired = variant(
+        "CORS-LOCAL-DEFAULT",
+        tmp_path / "b",
+        '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "old excuse"\nexpires = 2020-01-01\n',
+    )
     done = run(f"--makrx-target={expired}", f"--makrx-baseline={first}", *FAST)
     assert done.returncode == 1
     assert "waiver for CORS-LOCAL-DEFAULT expired on 2020-01-01" in done.stdout
-    valid = variant("CORS-LOCAL-DEFAULT", tmp_path / "c",
-                    '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "TICKET-7"\nexpires = 2999-01-01\n')
+    valid = variant(
+        "CORS-LOCAL-DEFAULT",
+        tmp_path / "c",
+        '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "TICKET-7"\nexpires = 2999-01-01\n',
+    )
     report = tmp_path / "waived.json"
-    assert run(f"--makrx-target={valid}", f"--makrx-baseline={first}", f"--makrx-report={report}",
-               *FAST).returncode == 0
+    assert (
+        run(f"--makrx-target={valid}", f"--makrx-baseline={first}", f"--makrx-report={report}", *FAST).returncode == 0
+    )
     assert result_of(card(report), "CORS-LOCAL-DEFAULT") == "waived"
 
 
@@ -144,13 +179,16 @@ def test_a_missing_or_foreign_baseline_is_one_clear_message(tmp_path: Path) -> N
     assert done.returncode == 4 and "--makrx-baseline-update needs the file to write" in done.stderr
 
 
-@pytest.mark.parametrize(("callspec", "target", "case"), [
-    (None, "reference", ""),
-    ("reference", "reference", ""),
-    ("alg_none", "reference", "alg_none"),
-    ("reference-alg_none", "reference", "alg_none"),
-    ("alg_none-a/app", "a/app", "alg_none"),
-])
+@pytest.mark.parametrize(
+    ("callspec", "target", "case"),
+    [
+        (None, "reference", ""),
+        ("reference", "reference", ""),
+        ("alg_none", "reference", "alg_none"),
+        ("reference-alg_none", "reference", "alg_none"),
+        ("alg_none-a/app", "a/app", "alg_none"),
+    ],
+)
 def test_the_case_is_the_parametrisation_without_the_target(callspec: str | None, target: str, case: str) -> None:
     assert case_of(callspec, target) == case
 

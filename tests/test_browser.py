@@ -17,9 +17,9 @@ CORS_VARIANTS = [v for v in load_variants() if v.violates.startswith("CORS-")]
 # Variants a page's fetch() cannot tell apart from a correct backend, and why.
 UNNOTICED = {
     "no-vary-origin": "a missing Vary: Origin poisons shared caches; one browser talking to the backend sees "
-                      "the right headers",
+    "the right headers",
     "cors-preflight-rate-limited": "only a client already over its rate limit sees its preflight refused "
-                                   "(CORS-PREFLIGHT-NOT-LIMITED sets that up; the browser family does not)",
+    "(CORS-PREFLIGHT-NOT-LIMITED sets that up; the browser family does not)",
 }
 
 
@@ -29,8 +29,9 @@ def _browser_ready() -> None:
     except ImportError:
         missing = "Playwright (pip install 'makrx-contracts[browser]')"
     else:
-        missing = "" if shutil.which("chromium") or os.environ.get("MAKRX_BROWSER") else \
-            "Chromium (apt-get install chromium)"
+        missing = (
+            "" if shutil.which("chromium") or os.environ.get("MAKRX_BROWSER") else "Chromium (apt-get install chromium)"
+        )
     if missing:
         if os.environ.get("MAKRX_REQUIRE_BROWSER"):
             pytest.fail(f"MAKRX_REQUIRE_BROWSER is set but {missing} is missing")

@@ -10,8 +10,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import IO
 from pathlib import Path
+from typing import IO
 
 import psutil
 import pytest
@@ -34,11 +34,28 @@ _outputs: dict[int, IO[bytes]] = {}
 def start(target: str | Path, root: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MAKRX_TMPDIR": str(root), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     # Output to a file, not a pipe: a failing run prints more than a pipe buffer holds.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "-p", "pytest_timeout",
-                             f"--makrx-target={target}", "--makrx-services=embedded", "-q", "-p", "no:cacheprovider",
-                             *extra],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in _outputs)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "makrx_contracts.harness.plugin",
+            "-p",
+            "pytest_timeout",
+            f"--makrx-target={target}",
+            "--makrx-services=embedded",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     _outputs[proc.pid] = log
     return proc
 
@@ -171,8 +188,10 @@ def test_a_process_that_asked_to_die_with_its_parent_gets_sigterm_when_the_paren
     """What tells an xdist worker that its controller was SIGKILLed (execnet alone waits up to 15 s): the
     kernel's SIGTERM on the parent's death, whichever way the parent died."""
     marker = tmp_path / "orphan"
-    spawn_then_sleep = ("import subprocess, sys, time; "
-                        "subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]]); time.sleep(60)")
+    spawn_then_sleep = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]]); time.sleep(60)"
+    )
     parent = subprocess.Popen([sys.executable, "-c", spawn_then_sleep, _ORPHAN, str(marker)], cwd=REPO)
     pid_file = Path(f"{marker}.pid")
     try:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from makrx_contracts.harness.services import provide_services
+
 from tests.scratch import enterable_dir
 from tests.suite_runner import run_suite
 
@@ -23,7 +24,8 @@ def test_two_runs_at_once_both_pass(tmp_path: Path) -> None:
     for result in results:
         assert result.returncode == 0, result.output
         assert {"RATE-LIMIT", "RATE-SHARED", "RATE-REDIS-DOWN", "HEALTH-READY-DB"} <= result.ids_with("passed"), (
-            result.output)
+            result.output
+        )
 
 
 def test_two_runs_sharing_one_external_redis_and_postgres_both_pass(tmp_path: Path) -> None:
@@ -32,8 +34,11 @@ def test_two_runs_sharing_one_external_redis_and_postgres_both_pass(tmp_path: Pa
     with enterable_dir("makrx-test-shared-") as workdir:
         servers = provide_services("embedded", workdir=workdir)
         try:
-            urls = (f"--makrx-redis-url={servers.redis.url}", f"--makrx-database-url={servers.postgres.url}",
-                    "--makrx-services=external")
+            urls = (
+                f"--makrx-redis-url={servers.redis.url}",
+                f"--makrx-database-url={servers.postgres.url}",
+                "--makrx-services=external",
+            )
             dirs = [tmp_path / "one", tmp_path / "two"]
             for path in dirs:
                 path.mkdir()

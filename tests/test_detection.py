@@ -42,7 +42,8 @@ def test_a_broken_variant_is_caught_by_its_own_contract_only(variant: Variant, t
     assert variant.violates in result.outcomes, f"{variant.violates} did not run:\n{result.output}"
     assert result.failed == {variant.violates}, (
         f"{variant.name} should be caught by {variant.violates} alone; failed: {sorted(result.failed)}\n"
-        + result.output)
+        + result.output
+    )
     # A skip whose owner did not fail is a failure of its own (scorecard and exit code; junit says skipped).
     assert not result.unjudged, "\n".join(result.unjudged)
     assert result.returncode == 1

@@ -11,7 +11,7 @@ import pytest
 from tests.suite_runner import run_suite
 from tests.variants import Variant
 
-CONTRACT = '''
+CONTRACT = """
 import httpx
 import pytest
 
@@ -35,7 +35,7 @@ def test_reset_behind_another_error():
 def test_in_an_exception_group():
     raise ExceptionGroup("Hypothesis found 2 distinct failures", [
         ValueError("first"), httpx.ConnectError("All connection attempts failed", request=REQUEST)])
-'''
+"""
 
 
 def test_transport_errors_are_contract_failures_with_one_line_of_cause(pytester: pytest.Pytester) -> None:
@@ -51,12 +51,26 @@ def test_transport_errors_are_contract_failures_with_one_line_of_cause(pytester:
     assert "Traceback" not in out and "raise httpx" not in out
 
 
-HANGS_ON_POST = Variant("hangs-on-post", "", "creating an item never answers", {"patch": [
-    {"file": "routes/items.py", "old": "def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:",
-     "new": "async def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:\n"
-            "    await asyncio.sleep(3600)"},
-    {"file": "routes/items.py", "old": "from collections.abc import Sequence\n",
-     "new": "import asyncio\nfrom collections.abc import Sequence\n"}]})
+HANGS_ON_POST = Variant(
+    "hangs-on-post",
+    "",
+    "creating an item never answers",
+    {
+        "patch": [
+            {
+                "file": "routes/items.py",
+                "old": "def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:",
+                "new": "async def create_item(db: DbSession, user: CurrentUser, body: ItemCreate) -> Item:\n"
+                "    await asyncio.sleep(3600)",
+            },
+            {
+                "file": "routes/items.py",
+                "old": "from collections.abc import Sequence\n",
+                "new": "import asyncio\nfrom collections.abc import Sequence\n",
+            },
+        ]
+    },
+)
 
 
 def test_a_route_that_hangs_on_post_is_one_fuzz_finding_not_a_traceback(tmp_path: Path) -> None:
@@ -71,13 +85,27 @@ def test_a_route_that_hangs_on_post_is_one_fuzz_finding_not_a_traceback(tmp_path
     assert "Traceback" not in failures[0] and "INTERNALERROR" not in result.output, result.output
 
 
-STOPS_ANSWERING = Variant("stops-answering", "", "every items operation hangs", {"patch": [
-    *HANGS_ON_POST.data["patch"],
-    {"file": "routes/items.py", "old": "def list_items(\n", "new": "async def list_items(\n"},
-    {"file": "routes/items.py", "old": '    """Items in creation order, one page at a time."""\n',
-     "new": '    """Items in creation order, one page at a time."""\n    await asyncio.sleep(3600)\n'},
-    {"file": "routes/items.py", "old": "def get_item(db: DbSession, item_id: ItemId) -> Item:",
-     "new": "async def get_item(db: DbSession, item_id: ItemId) -> Item:\n    await asyncio.sleep(3600)"}]})
+STOPS_ANSWERING = Variant(
+    "stops-answering",
+    "",
+    "every items operation hangs",
+    {
+        "patch": [
+            *HANGS_ON_POST.data["patch"],
+            {"file": "routes/items.py", "old": "def list_items(\n", "new": "async def list_items(\n"},
+            {
+                "file": "routes/items.py",
+                "old": '    """Items in creation order, one page at a time."""\n',
+                "new": '    """Items in creation order, one page at a time."""\n    await asyncio.sleep(3600)\n',
+            },
+            {
+                "file": "routes/items.py",
+                "old": "def get_item(db: DbSession, item_id: ItemId) -> Item:",
+                "new": "async def get_item(db: DbSession, item_id: ItemId) -> Item:\n    await asyncio.sleep(3600)",
+            },
+        ]
+    },
+)
 
 
 def test_fuzzing_stops_when_the_backend_stops_answering(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from makrx_contracts.harness.access import choose_probe, find_protection, role_rules
 from makrx_contracts.harness.errors import ConfigError
 from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings
+
 from tests.foreign import foreign_backend
 from tests.suite_runner import run_suite
 from tests.variants import Variant, load_variants
@@ -23,8 +23,9 @@ def test_kc_env_names_are_one_line_of_settings_each(tmp_path: Path) -> None:
     app = foreign_backend("kc-env-names").build(tmp_path / "with")
     result = run_suite(app, tmp_path / "with", "-m", "auth")
     assert result.failed == set() and result.ids_with("skipped") == set(), result.output
-    assert {"AUTH-VALID-TOKEN", "AUTH-BAD-TOKEN", "AUTH-KEY-ROTATION", "AUTH-ROLE-FORBIDDEN"} <= \
-        result.ids_with("passed"), result.output
+    assert {"AUTH-VALID-TOKEN", "AUTH-BAD-TOKEN", "AUTH-KEY-ROTATION", "AUTH-ROLE-FORBIDDEN"} <= result.ids_with(
+        "passed"
+    ), result.output
 
     bare = foreign_backend("kc-env-names").build(tmp_path / "without")
     (bare / "makrx-contract.toml").unlink()
@@ -32,11 +33,14 @@ def test_kc_env_names_are_one_line_of_settings_each(tmp_path: Path) -> None:
     assert result.failed == {"AUTH-VALID-TOKEN"}, result.output
 
 
-@pytest.mark.parametrize(("line", "message", "fix"), [
-    ('KC_URL = "{issuer}"', "[env] KC_URL names unknown placeholder(s) {issuer}", "use only: {issuer_url}"),
-    ('JSON = "{\\"a\\": 1}"', '[env] JSON names unknown placeholder(s) {"a"}', "{{ }} for literal braces"),
-    ('X = "a}b"', "[env] X 'a}b' is not a valid template", "write {{ and }} for literal braces"),
-])
+@pytest.mark.parametrize(
+    ("line", "message", "fix"),
+    [
+        ('KC_URL = "{issuer}"', "[env] KC_URL names unknown placeholder(s) {issuer}", "use only: {issuer_url}"),
+        ('JSON = "{\\"a\\": 1}"', '[env] JSON names unknown placeholder(s) {"a"}', "{{ }} for literal braces"),
+        ('X = "a}b"', "[env] X 'a}b' is not a valid template", "write {{ and }} for literal braces"),
+    ],
+)
 def test_a_wrong_placeholder_is_one_clear_message(tmp_path: Path, line: str, message: str, fix: str) -> None:
     (tmp_path / "makrx-contract.toml").write_text(f"[env]\n{line}\n")
     with pytest.raises(ConfigError) as caught:
@@ -45,8 +49,9 @@ def test_a_wrong_placeholder_is_one_clear_message(tmp_path: Path, line: str, mes
 
 
 def test_literal_braces_are_doubled(tmp_path: Path) -> None:
-    (tmp_path / "makrx-contract.toml").write_text('command = "{python} -m app --port {port}"\n'
-                                                 '[env]\nJSON = "{{\\"a\\": 1}}"\n')
+    (tmp_path / "makrx-contract.toml").write_text(
+        'command = "{python} -m app --port {port}"\n[env]\nJSON = "{{\\"a\\": 1}}"\n'
+    )
     settings = load_settings(tmp_path)
     assert settings.env["JSON"].format() == '{"a": 1}'
 
@@ -60,8 +65,11 @@ def test_a_mounted_sub_applications_operations_are_judged(tmp_path: Path) -> Non
 
     broken = foreign_backend("mounted-sub-app").build(tmp_path / "broken")
     reports = broken / "routes" / "reports.py"
-    reports.write_text(reports.read_text().replace("return Summary(owner=user.sub, items=0)",
-                                                   'raise RuntimeError("the report store is down")'))
+    reports.write_text(
+        reports.read_text().replace(
+            "return Summary(owner=user.sub, items=0)", 'raise RuntimeError("the report store is down")'
+        )
+    )
     result = run_suite(broken, tmp_path / "broken", "-m", "fuzz")
     assert "FUZZ-NO-5XX" in result.failed and "/api/v2/reports/summary" in result.output, result.output
 
@@ -100,19 +108,25 @@ def test_hand_read_bearer_is_found_protected_by_asking(tmp_path: Path) -> None:
     app = foreign_backend("hand-read-bearer").build(tmp_path)
     result = run_suite(app, tmp_path, "-m", "auth")
     assert result.failed == set() and result.ids_with("skipped") == set(), result.output
-    assert {"AUTH-VALID-TOKEN", "AUTH-NO-TOKEN", "AUTH-BAD-TOKEN", "AUTH-ROLE-FORBIDDEN"} <= \
-        result.ids_with("passed"), result.output
+    assert {"AUTH-VALID-TOKEN", "AUTH-NO-TOKEN", "AUTH-BAD-TOKEN", "AUTH-ROLE-FORBIDDEN"} <= result.ids_with(
+        "passed"
+    ), result.output
     assert "found protected by asking, undeclared in the OpenAPI document: GET /api/v1/me" in result.output
 
 
-_UNDECLARED = OpenAPIDoc("/openapi.json", {"paths": {
-    "/api/admin/stats": {"get": {}},
-    "/api/health": {"get": {}},
-    "/api/v1/items": {"get": {}},
-    "/api/v1/items/{item_id}": {"get": {"parameters": [{"name": "item_id", "in": "path"}]}},
-    "/api/v1/me": {"get": {}},
-    "/api/v1/session": {"get": {}},
-}})
+_UNDECLARED = OpenAPIDoc(
+    "/openapi.json",
+    {
+        "paths": {
+            "/api/admin/stats": {"get": {}},
+            "/api/health": {"get": {}},
+            "/api/v1/items": {"get": {}},
+            "/api/v1/items/{item_id}": {"get": {"parameters": [{"name": "item_id", "in": "path"}]}},
+            "/api/v1/me": {"get": {}},
+            "/api/v1/session": {"get": {}},
+        }
+    },
+)
 
 
 def test_asking_finds_the_protected_operations_and_never_probes_a_role_rule() -> None:
@@ -127,6 +141,7 @@ def test_asking_finds_the_protected_operations_and_never_probes_a_role_rule() ->
         def status(op: Operation) -> int:
             asked.append(f"{op.method} {op.path}")
             return answers.get(op.path, 200)  # a lenient admin route would let a plain token in
+
         return status
 
     settings = TargetSettings(roles=(RoleRule("/api/admin/stats", "GET", ("admin",)),))
@@ -142,8 +157,9 @@ def test_asking_finds_the_protected_operations_and_never_probes_a_role_rule() ->
 
 def test_without_a_trusted_token_a_401_is_enough() -> None:
     """A backend started by someone else does not trust the harness's tokens: a 401 without one marks it."""
-    protection = find_protection(_UNDECLARED, TargetSettings(), (),
-                                 lambda op: 401 if op.path == "/api/v1/me" else 403, None)
+    protection = find_protection(
+        _UNDECLARED, TargetSettings(), (), lambda op: 401 if op.path == "/api/v1/me" else 403, None
+    )
     assert protection.found == ("GET /api/v1/me",)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.suite_runner import run_suite
 from tests.foreign import foreign_backend
+from tests.suite_runner import run_suite
 
 
 def test_userinfo_on_every_request_is_not_a_cache(tmp_path: Path) -> None:
@@ -16,9 +16,11 @@ def test_userinfo_on_every_request_is_not_a_cache(tmp_path: Path) -> None:
     result = run_suite(app, tmp_path, "-k", "test_the_jwks_is_cached")
     assert result.failed == {"AUTH-JWKS-CACHED"}, result.output
     # The run's output tail is mostly backend log; the scorecard holds each case's verdict.
-    reasons = {case["nodeid"]: case["reason"]
-               for contract in json.loads((tmp_path / "scorecard.json").read_text())["contracts"]
-               for case in contract["cases"]}
+    reasons = {
+        case["nodeid"]: case["reason"]
+        for contract in json.loads((tmp_path / "scorecard.json").read_text())["contracts"]
+        for case in contract["cases"]
+    }
     valid = reasons["contracts/test_auth_keys.py::test_the_jwks_is_cached[valid]"]
     assert "called Keycloak 20 times (userinfo)" in valid, reasons
     assert "received: userinfo: 20 calls for 20 requests" in valid, reasons

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
 
 from .scratch import enterable_dir
@@ -25,8 +24,8 @@ _MONOREPO_FILES = {
     # Its own test set-up: testpaths, addopts naming a plugin the suite's venv lacks and a marker
     # selection that matches no contract, warnings as errors, an ini key of a missing plugin.
     "pytest.ini": "[pytest]\ntestpaths = backends/shop/tests\n"
-                  "addopts = -q --cov=backends --cov-report=xml -m unit -p no:cacheprovider\n"
-                  "filterwarnings = error\nasyncio_mode = auto\n",
+    "addopts = -q --cov=backends --cov-report=xml -m unit -p no:cacheprovider\n"
+    "filterwarnings = error\nasyncio_mode = auto\n",
     "conftest.py": "import jose  # the backends' test dependency, not in the suite's venv\n",
     # Generic top-level packages of its own.
     "harness/__init__.py": "raise ImportError('the monorepo own harness package was imported')\n",
@@ -58,9 +57,24 @@ def monorepo() -> Iterator[Path]:
 
 def _gate(python: Path, monorepo: Path) -> subprocess.CompletedProcess[str]:
     """README's command from the monorepo's root (as `python -m pytest`: the root is on sys.path too)."""
-    return subprocess.run([str(python), "-m", "pytest", "--makrx-target=backends/shop", "-n", "2",
-                           "--makrx-services=embedded", "-p", "no:randomly", "-rfEs"],
-                          cwd=monorepo, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "--makrx-target=backends/shop",
+            "-n",
+            "2",
+            "--makrx-services=embedded",
+            "-p",
+            "no:randomly",
+            "-rfEs",
+        ],
+        cwd=monorepo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _assert_all_passed(done: subprocess.CompletedProcess[str]) -> None:
@@ -85,19 +99,34 @@ def test_gate_from_a_monorepo_root_with_a_regular_install(monorepo: Path) -> Non
         venv = place / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
         python = venv / "bin" / "python"
-        site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   check=True, capture_output=True, text=True).stdout.strip())
+        site = Path(
+            subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
         (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         source = place / "source"  # pip builds in the tree it is given: not in the checkout
         for name in ("harness", "contracts", "reference_app"):
             shutil.copytree(REPO / name, source / name, ignore=_IGNORE)
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(REPO / name, source / name)
-        built = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
-                               capture_output=True, text=True, timeout=300)
+        built = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-        where = subprocess.run([str(python), "-c", "import makrx_contracts.harness.plugin as p; print(p.__file__)"],
-                               cwd=monorepo, check=True, capture_output=True, text=True).stdout.strip()
+        where = subprocess.run(
+            [str(python), "-c", "import makrx_contracts.harness.plugin as p; print(p.__file__)"],
+            cwd=monorepo,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         assert where.startswith(str(site)), where
         done = _gate(python, monorepo)
         _assert_all_passed(done)

@@ -13,8 +13,10 @@ def _doc(paths: dict, schemas: dict, **extra: object) -> dict:
 
 
 def test_mount_prefixes_are_the_literal_paths_of_mount_calls(tmp_path: Path) -> None:
-    (tmp_path / "main.py").write_text('app.mount("/api/v2/", reports)\napp.mount(path="/static", app=files)\n'
-                                      'app.mount(PREFIX, other)\napp.mount("relative", x)\n')
+    (tmp_path / "main.py").write_text(
+        'app.mount("/api/v2/", reports)\napp.mount(path="/static", app=files)\n'
+        'app.mount(PREFIX, other)\napp.mount("relative", x)\n'
+    )
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text('app.mount("/test-only", x)\n')
     assert mount_prefixes(tmp_path) == ("/api/v2", "/static")
@@ -22,12 +24,25 @@ def test_mount_prefixes_are_the_literal_paths_of_mount_calls(tmp_path: Path) -> 
 
 
 def test_a_mounted_document_joins_under_its_prefix_with_its_own_names_and_security() -> None:
-    main = OpenAPIDoc("/openapi.json", _doc(
-        {"/api/v1/items": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}}}}},
-        {"Item": {"type": "object"}, "Error": {"type": "object"}}, security=[{"HTTPBearer": []}]))
-    sub = _doc({"/reports": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}},
-                                     "default": {"$ref": "#/components/schemas/Error"}}}},
-               {"Item": {"type": "string"}, "Error": {"type": "object"}})
+    main = OpenAPIDoc(
+        "/openapi.json",
+        _doc(
+            {"/api/v1/items": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}}}}},
+            {"Item": {"type": "object"}, "Error": {"type": "object"}},
+            security=[{"HTTPBearer": []}],
+        ),
+    )
+    sub = _doc(
+        {
+            "/reports": {
+                "get": {
+                    "responses": {"200": {"$ref": "#/components/schemas/Item"}},
+                    "default": {"$ref": "#/components/schemas/Error"},
+                }
+            }
+        },
+        {"Item": {"type": "string"}, "Error": {"type": "object"}},
+    )
     merged = main.with_mounted("/api/v2", "/api/v2/openapi.json", sub)
     ops = {(op.method, op.path): op for op in merged.operations}
     assert ops[("GET", "/api/v1/items")].secured and not ops[("GET", "/api/v2/reports")].secured

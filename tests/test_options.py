@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from makrx_contracts.harness.config import OPTIONS, resolve_config
 
 SAMPLES = {

@@ -12,8 +12,11 @@ def test_every_package_on_disk_is_installed_under_the_namespace() -> None:
     """pyproject lists packages by hand (a package-dir mapping cannot be found by setuptools' find):
     a new sub-package left out would be missing from regular installs only."""
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    on_disk = {"makrx_contracts." + ".".join(init.parent.relative_to(REPO).parts)
-               for top in ("harness", "contracts", "reference_app") for init in (REPO / top).rglob("__init__.py")}
+    on_disk = {
+        "makrx_contracts." + ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("harness", "contracts", "reference_app")
+        for init in (REPO / top).rglob("__init__.py")
+    }
     assert set(setuptools["packages"]) == on_disk
     assert setuptools["package-dir"] == {"makrx_contracts": "."}
 

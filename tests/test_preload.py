@@ -13,16 +13,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from makrx_contracts.harness.target.launcher import TargetLauncher
 from makrx_contracts.harness.target.preload import ForkServer, preload_modules
 from makrx_contracts.harness.target.resolve import resolve_target
 
-PROBE = '''
+PROBE = """
 import json, os, sys
 print(json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "argv": sys.argv[1:], "path0": sys.path[0]}))
 sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
-'''
+"""
 
 
 @pytest.fixture
@@ -31,15 +30,21 @@ def backend(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "probe.py").write_text(PROBE)
     (root / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
-    (root / "threads.py").write_text("import threading, time\n"
-                                     "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    (root / "threads.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+    )
     return root
 
 
 @pytest.fixture
 def server(backend: Path, tmp_path: Path) -> Iterator[ForkServer]:
-    found = ForkServer(sys.executable, cwd=backend, env={"PATH": os.environ["PATH"], "SERVER_ONLY": "1"},
-                       modules=["json", "no_such_module_here"], log_path=tmp_path / "server.log")
+    found = ForkServer(
+        sys.executable,
+        cwd=backend,
+        env={"PATH": os.environ["PATH"], "SERVER_ONLY": "1"},
+        modules=["json", "no_such_module_here"],
+        log_path=tmp_path / "server.log",
+    )
     yield found
     found.close()
 
@@ -48,8 +53,10 @@ def test_preload_lists_third_party_imports_not_the_backends_own(tmp_path: Path) 
     app = tmp_path / "svc" / "app"
     (app / "routes").mkdir(parents=True)
     (app / "__init__.py").write_text("")
-    (app / "main.py").write_text("import fastapi\nfrom sqlalchemy.orm import Session\nfrom app.routes import x\n"
-                                 "from . import config\nfrom __future__ import annotations\n")
+    (app / "main.py").write_text(
+        "import fastapi\nfrom sqlalchemy.orm import Session\nfrom app.routes import x\n"
+        "from . import config\nfrom __future__ import annotations\n"
+    )
     (app / "routes" / "x.py").write_text("from app.main import y\nimport redis.asyncio as r\n")
     for skipped in (".venv", "tests"):
         (app / skipped).mkdir()
@@ -60,13 +67,15 @@ def test_preload_lists_third_party_imports_not_the_backends_own(tmp_path: Path) 
     assert not [m for m in found if m.startswith(("app", "should_not")) or m == "__future__"]
 
 
-def test_a_forked_run_has_exactly_its_own_environment_directory_and_arguments(server: ForkServer, backend: Path,
-                                                                              tmp_path: Path) -> None:
+def test_a_forked_run_has_exactly_its_own_environment_directory_and_arguments(
+    server: ForkServer, backend: Path, tmp_path: Path
+) -> None:
     assert server.usable()
     assert server.status()["failed"][0].startswith("no_such_module_here: ModuleNotFoundError")
     log = tmp_path / "probe.log"
-    process = server.spawn("probe", ["--flag", "x y"], env={"PROBE_EXIT": "3", "ONLY_HERE": "yes"}, cwd=backend,
-                           log_path=log, name="probe")
+    process = server.spawn(
+        "probe", ["--flag", "x y"], env={"PROBE_EXIT": "3", "ONLY_HERE": "yes"}, cwd=backend, log_path=log, name="probe"
+    )
     assert process.wait(10)
     assert process.exit_code() == 3
     seen = json.loads(log.read_text())
@@ -75,8 +84,9 @@ def test_a_forked_run_has_exactly_its_own_environment_directory_and_arguments(se
     assert seen["argv"] == ["--flag", "x y"]
 
 
-def test_a_forked_run_is_named_for_its_module_and_dies_with_the_server(server: ForkServer, backend: Path,
-                                                                      tmp_path: Path) -> None:
+def test_a_forked_run_is_named_for_its_module_and_dies_with_the_server(
+    server: ForkServer, backend: Path, tmp_path: Path
+) -> None:
     process = server.spawn("sleeper", [], env={}, cwd=backend, log_path=tmp_path / "sleeper.log", name="sleeper")
     child = psutil.Process(process.pid)
     deadline = time.monotonic() + 5
@@ -101,8 +111,13 @@ def test_stop_ends_a_forked_run(server: ForkServer, backend: Path, tmp_path: Pat
 
 
 def test_a_preload_that_starts_a_thread_makes_the_server_unusable(backend: Path, tmp_path: Path) -> None:
-    server = ForkServer(sys.executable, cwd=backend, env={"PATH": os.environ["PATH"]}, modules=["threads"],
-                        log_path=tmp_path / "server.log")
+    server = ForkServer(
+        sys.executable,
+        cwd=backend,
+        env={"PATH": os.environ["PATH"]},
+        modules=["threads"],
+        log_path=tmp_path / "server.log",
+    )
     try:
         assert server.status()["threads"] == 2
         assert not server.usable()

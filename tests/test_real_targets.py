@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.suite_runner import REPO
 
-MAIN = '''
+MAIN = """
 import os
 
 from fastapi import FastAPI
@@ -29,7 +29,7 @@ app = FastAPI()
 @app.get("/api/v1/ping")
 def ping() -> dict:
     return error_body("pong")
-'''
+"""
 
 
 def monorepo(root: Path, settings: str) -> Path:
@@ -48,7 +48,7 @@ def monorepo(root: Path, settings: str) -> Path:
     return root / "backends" / "shop"
 
 
-SETTINGS = '''
+SETTINGS = """
 [tool.makrx-contract]
 environment = "staging"
 database_url = "postgresql+asyncpg://{user}:{password}@{host}:{port}/{dbname}"
@@ -56,13 +56,30 @@ ready_timeout = 20
 %s
 [tool.makrx-contract.env]
 SMTP_HOST = "localhost"
-'''
+"""
 
 
 def run(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", f"--makrx-target={target}", "-m", "prefix", "-q",
-                           "-p", "no:randomly", "-p", "no:cacheprovider", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--makrx-target={target}",
+            "-m",
+            "prefix",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_monorepo_backend_boots_with_its_settings(tmp_path: Path) -> None:

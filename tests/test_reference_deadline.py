@@ -13,14 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.ports import free_port
 from makrx_contracts.harness.services.embedded import EmbeddedPostgres
 from makrx_contracts.harness.waiting import wait_for
 
 from .scratch import enterable_dir
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     from fastapi import FastAPI
     from sqlalchemy import text
     from starlette.middleware import Middleware
@@ -40,7 +39,7 @@ APP = textwrap.dedent('''
     @app.get("/pool")
     async def pool() -> dict[str, int]:
         return {"checked_out": engine.pool.checkedout()}
-''')
+""")
 
 
 @pytest.fixture
@@ -57,14 +56,24 @@ def postgres() -> Iterator[EmbeddedPostgres]:
 def backend(postgres: EmbeddedPostgres, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "deadline_app.py").write_text(APP)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"postgresql://{postgres.user}:{postgres.password}@{postgres.host}:"
-                                          f"{postgres.port}/{postgres.dbname}"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "deadline_app:app", "--port", str(port),
-                             "--log-level", "warning"], cwd=tmp_path, env=env)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgresql://{postgres.user}:{postgres.password}@{postgres.host}:"
+        f"{postgres.port}/{postgres.dbname}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "deadline_app:app", "--port", str(port), "--log-level", "warning"],
+        cwd=tmp_path,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url), timeout=30, what="the deadline test app",
-                 abort=lambda: None if proc.poll() is None else f"it exited with {proc.returncode}")
+        wait_for(
+            lambda: _answers(url),
+            timeout=30,
+            what="the deadline test app",
+            abort=lambda: None if proc.poll() is None else f"it exited with {proc.returncode}",
+        )
         yield url
     finally:
         proc.terminate()
@@ -79,7 +88,8 @@ def _answers(url: str) -> bool:
 
 
 def test_a_request_past_the_deadline_returns_its_connection_once_the_database_resumes(
-        postgres: EmbeddedPostgres, backend: str) -> None:
+    postgres: EmbeddedPostgres, backend: str
+) -> None:
     assert httpx.get(f"{backend}/query", timeout=5).json() == {"one": 1}
     postgres.pause()
     try:
@@ -88,5 +98,8 @@ def test_a_request_past_the_deadline_returns_its_connection_once_the_database_re
         postgres.unpause()
     assert late.status_code == 503 and late.json()["error"]["message"] == "Request timed out"
     # The late handler finishes on its own, then its teardown closes the session: nothing stays checked out.
-    wait_for(lambda: httpx.get(f"{backend}/pool", timeout=2).json()["checked_out"] == 0, timeout=10,
-             what="the late request's connection back in the pool")
+    wait_for(
+        lambda: httpx.get(f"{backend}/pool", timeout=2).json()["checked_out"] == 0,
+        timeout=10,
+        what="the late request's connection back in the pool",
+    )

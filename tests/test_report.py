@@ -21,8 +21,13 @@ FAST = ("-m", "cors and not browser")
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-q",
-                           *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-q", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def variant(violates: str, root: Path, waivers: str = "") -> Path:
@@ -61,8 +66,11 @@ def test_junit_carries_contract_ids_and_levels(tmp_path: Path) -> None:
 
 
 def test_a_valid_waiver_turns_the_failure_into_waived(tmp_path: Path) -> None:
-    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
-                  '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "new domain, TICKET-7"\nexpires = 2999-01-01\n')
+    app = variant(
+        "CORS-LOCAL-DEFAULT",
+        tmp_path,
+        '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "new domain, TICKET-7"\nexpires = 2999-01-01\n',
+    )
     report = tmp_path / "score.json"
     done = run(f"--makrx-target={app}", f"--makrx-report={report}", *FAST)
     assert done.returncode == 0, done.stdout[-3000:]
@@ -72,16 +80,22 @@ def test_a_valid_waiver_turns_the_failure_into_waived(tmp_path: Path) -> None:
 
 
 def test_an_expired_waiver_fails_the_gate(tmp_path: Path) -> None:
-    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
-                  '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "old excuse"\nexpires = 2020-01-01\n')
+    app = variant(
+        "CORS-LOCAL-DEFAULT",
+        tmp_path,
+        '[[waivers]]\nid = "CORS-LOCAL-DEFAULT"\nreason = "old excuse"\nexpires = 2020-01-01\n',
+    )
     done = run(f"--makrx-target={app}", *FAST)
     assert done.returncode == 1
     assert "waiver for CORS-LOCAL-DEFAULT expired on 2020-01-01" in done.stdout
 
 
 def test_a_waiver_for_a_passing_contract_is_stale(tmp_path: Path) -> None:
-    app = variant("CORS-LOCAL-DEFAULT", tmp_path,
-                  '[[waivers]]\nid = "CORS-NO-WILDCARD"\nreason = "was broken"\nexpires = 2999-01-01\n')
+    app = variant(
+        "CORS-LOCAL-DEFAULT",
+        tmp_path,
+        '[[waivers]]\nid = "CORS-NO-WILDCARD"\nreason = "was broken"\nexpires = 2999-01-01\n',
+    )
     done = run(f"--makrx-target={app}", *FAST)
     assert "waiver for CORS-NO-WILDCARD is stale, the contract passes" in done.stdout
 
@@ -101,8 +115,13 @@ def test_several_targets_give_one_matrix_and_a_dead_one_is_one_line(tmp_path: Pa
     dead.mkdir()
     (dead / "main.py").write_text("raise RuntimeError('cannot boot: no SMTP_HOST')\n")
     report = tmp_path / "matrix.md"
-    done = run("--makrx-target=reference", f"--makrx-target={broken}", f"--makrx-target={dead}",
-               f"--makrx-report={report}", *FAST)
+    done = run(
+        "--makrx-target=reference",
+        f"--makrx-target={broken}",
+        f"--makrx-target={dead}",
+        f"--makrx-report={report}",
+        *FAST,
+    )
     assert done.returncode == 1
     markdown = report.read_text()
     header = next(line for line in markdown.splitlines() if line.startswith("| contract | level |"))
@@ -130,10 +149,20 @@ def workers_by(stdout: str, what: str) -> dict[str, set[str]]:
 def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Path) -> None:
     broken = variant("CORS-LOCAL-DEFAULT", tmp_path)
     report = tmp_path / "matrix.json"
-    done = run("--makrx-target=reference", f"--makrx-target={broken}", "-n", "2", "-vv", "--makrx-services=embedded",
-               f"--makrx-report={report}", *FAST)
+    done = run(
+        "--makrx-target=reference",
+        f"--makrx-target={broken}",
+        "-n",
+        "2",
+        "-vv",
+        "--makrx-services=embedded",
+        f"--makrx-report={report}",
+        *FAST,
+    )
     assert done.returncode == 1, done.stdout[-3000:]
-    workers = workers_by(done.stdout, r"(?:PASSED|FAILED|SKIPPED) \S+\[(reference|cors-no-local-default/reference_app)\b")
+    workers = workers_by(
+        done.stdout, r"(?:PASSED|FAILED|SKIPPED) \S+\[(reference|cors-no-local-default/reference_app)\b"
+    )
     assert set(workers) == {"reference", "cors-no-local-default/reference_app"}, done.stdout[-3000:]
     assert all(len(seen) == 1 for seen in workers.values()), workers  # one backend per target, not per worker
     results = {(c["target"], c["contract"]): c["result"] for c in json.loads(report.read_text())["contracts"]}
@@ -143,8 +172,16 @@ def test_several_targets_under_xdist_run_each_target_on_one_worker(tmp_path: Pat
 
 def test_one_target_under_xdist_spreads_its_modules_each_on_one_worker(tmp_path: Path) -> None:
     report = tmp_path / "gate.json"
-    done = run("--makrx-target=reference", "-n", "2", "-vv", "--makrx-services=embedded", "-m", "(cors or prefix) and not browser",
-               f"--makrx-report={report}")
+    done = run(
+        "--makrx-target=reference",
+        "-n",
+        "2",
+        "-vv",
+        "--makrx-services=embedded",
+        "-m",
+        "(cors or prefix) and not browser",
+        f"--makrx-report={report}",
+    )
     assert done.returncode == 0, done.stdout[-3000:]
     workers = workers_by(done.stdout, r"PASSED (contracts/test_\w+\.py)::")
     assert set(workers) == {"contracts/test_cors.py", "contracts/test_prefix.py"}, done.stdout[-3000:]
@@ -184,8 +221,10 @@ def _judged(*rows: tuple[str, str, str, str]) -> tuple[list[str], list[str]]:
     from makrx_contracts.harness.report import Row, Scorecard
 
     card = Scorecard()
-    card.rows = {str(n): Row("t", "AREA", contract, level, str(n), outcome, reason)
-                 for n, (contract, level, outcome, reason) in enumerate(rows)}
+    card.rows = {
+        str(n): Row("t", "AREA", contract, level, str(n), outcome, reason)
+        for n, (contract, level, outcome, reason) in enumerate(rows)
+    }
     lines = card.fail_orphan_skips()
     return [row.outcome for row in card.rows.values()], lines
 
@@ -200,15 +239,18 @@ def test_a_precondition_skip_whose_owner_did_not_fail_fails_itself() -> None:
         ("ERR-SHAPE", "MUST", "skipped", "precondition: the 422 situation answered 500 (see ERR-STATUS)"),
         ("CORS-EXPOSE", "SHOULD", "skipped", _SKIP_NOT_ECHOED),
         ("CORS-LOCAL-DEFAULT", "MUST", "passed", ""),
-        ("RATE-SHARED", "MUST", "skipped", "Redis is external (not started by the harness), so it cannot be stopped"))
+        ("RATE-SHARED", "MUST", "skipped", "Redis is external (not started by the harness), so it cannot be stopped"),
+    )
     assert outcomes == ["passed", "failed", "failed", "skipped", "warned", "passed", "skipped"]
     assert len(lines) == 2 and "AUTH-VALID-TOKEN did not fail in this run" in lines[0]
 
 
 def test_an_owner_that_failed_under_a_waiver_or_did_not_run_keeps_the_skip() -> None:
-    outcomes, lines = _judged(("CORS-LOCAL-DEFAULT", "MUST", "waived", ""),
-                              ("CORS-VARY-ORIGIN", "MUST", "skipped", _SKIP_NOT_ECHOED),
-                              ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN))
+    outcomes, lines = _judged(
+        ("CORS-LOCAL-DEFAULT", "MUST", "waived", ""),
+        ("CORS-VARY-ORIGIN", "MUST", "skipped", _SKIP_NOT_ECHOED),
+        ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN),
+    )
     assert (outcomes, lines) == (["waived", "skipped", "skipped"], [])
 
 
@@ -217,5 +259,6 @@ def test_a_skip_pointing_at_a_skip_whose_owner_failed_is_owned() -> None:
     outcomes, lines = _judged(
         ("AUTH-VALID-TOKEN", "MUST", "failed", "a valid access token was refused"),
         ("AUTH-ROLE-FORBIDDEN", "MUST", "skipped", _SKIP_NO_VALID_TOKEN),
-        ("ERR-SHAPE", "MUST", "skipped", "precondition: the 403 situation answered 401 (see AUTH-ROLE-FORBIDDEN)"))
+        ("ERR-SHAPE", "MUST", "skipped", "precondition: the 403 situation answered 401 (see AUTH-ROLE-FORBIDDEN)"),
+    )
     assert (outcomes, lines) == (["failed", "skipped", "skipped"], [])

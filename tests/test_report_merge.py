@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
-
 from makrx_contracts.harness import merge
 from makrx_contracts.harness.discovery import Finding
 from makrx_contracts.harness.report import Row, Scorecard
 from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
+
 from tests.variants import load_variants
 
 from .scratch import enterable_dir
@@ -45,14 +45,35 @@ class Runs:
 
 def _gate(monorepo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The gate as a CI job runs it, from the monorepo's root."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-q",
-                           "--makrx-services=embedded", *FAST, *args],
-                          cwd=monorepo, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--makrx-services=embedded",
+            *FAST,
+            *args,
+        ],
+        cwd=monorepo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _merge(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "makrx_contracts.harness.report", "merge", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "makrx_contracts.harness.report", "merge", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +85,9 @@ def runs() -> Iterator[Runs]:
         backends = monorepo / "backends"
         shutil.copytree(REFERENCE_APP_DIR, backends / "good", ignore=_IGNORE)
         for name, violates in (("nocors", "CORS-LOCAL-DEFAULT"), ("noexpose", "CORS-EXPOSE-REQUEST-ID")):
-            shutil.move(next(v for v in load_variants() if v.violates == violates).build(root / "build"),
-                        backends / name)
+            shutil.move(
+                next(v for v in load_variants() if v.violates == violates).build(root / "build"), backends / name
+            )
         (backends / "dead").mkdir()
         (backends / "dead" / "main.py").write_text("raise RuntimeError('cannot boot: no SMTP_HOST')\n")
         for name in (*BOOTING, "dead"):
@@ -88,9 +110,16 @@ def runs() -> Iterator[Runs]:
 def _verdicts(card: dict[str, Any]) -> list[dict[str, Any]]:
     """Every contract's verdict and cases, without what belongs to the run: a case's node id (a matrix's
     carries the target), duration and exchange (ports, dates, request ids)."""
-    return [{**contract, "cases": [{key: value for key, value in case.items()
-                                    if key not in ("nodeid", "duration", "exchange")} for case in contract["cases"]]}
-            for contract in card["contracts"]]
+    return [
+        {
+            **contract,
+            "cases": [
+                {key: value for key, value in case.items() if key not in ("nodeid", "duration", "exchange")}
+                for case in contract["cases"]
+            ],
+        }
+        for contract in card["contracts"]
+    ]
 
 
 def _comparable(markdown: str) -> str:
@@ -129,26 +158,29 @@ def test_merge_passes_when_every_gate_passed_and_keeps_each_jobs_facts(runs: Run
     data = json.loads((tmp_path / "gate.json").read_text())
     assert data["meta"]["gate"] == "passed"
     assert [job["meta"]["targets"] for job in data["jobs"]] == ["backends/good", "backends/noexpose"]
-    for job, name in zip(data["jobs"], ("good", "noexpose")):
+    for job, name in zip(data["jobs"], ("good", "noexpose"), strict=True):
         own = json.loads(runs.cards[name].read_text())
         assert job["timings"] == own["timings"] and job["duration_s"] == own["meta"]["duration_s"]
         assert job["meta"]["services"] == "embedded" and job["meta"]["gate"] == "passed"
     # The merged time line adds the jobs up, phase by phase.
     boots = sum(job["timings"]["backend boot"]["total_s"] for job in data["jobs"])
     assert data["timings"]["backend boot"]["total_s"] == pytest.approx(boots)
-    row = next(line for line in (tmp_path / "gate.md").read_text().splitlines()
-               if line.startswith(f"| {runs.cards['good']} |"))
+    row = next(
+        line for line in (tmp_path / "gate.md").read_text().splitlines() if line.startswith(f"| {runs.cards['good']} |")
+    )
     assert "| backends/good | ✅ passed | embedded |" in row and "backend boot" in row
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
-def test_a_lone_target_that_cannot_boot_records_why_and_fails_the_merge(runs: Runs, tmp_path: Path,
-                                                                         workers: tuple[str, ...]) -> None:
+def test_a_lone_target_that_cannot_boot_records_why_and_fails_the_merge(
+    runs: Runs, tmp_path: Path, workers: tuple[str, ...]
+) -> None:
     """Alone, a backend that cannot boot ends its run at the first error, before any report: its card still
     names the error (under xdist from the worker's message that stopped the run), and the merge shows it."""
     if workers:
-        done = _gate(runs.monorepo, "--makrx-target=backends/dead", f"--makrx-report={tmp_path / 'card-dead.md'}",
-                     *workers)
+        done = _gate(
+            runs.monorepo, "--makrx-target=backends/dead", f"--makrx-report={tmp_path / 'card-dead.md'}", *workers
+        )
         assert done.returncode == 1, done.stdout[-3000:]
     card = tmp_path / "card-dead.json" if workers else runs.cards["dead"]
     data = json.loads(card.read_text())
@@ -164,8 +196,9 @@ def test_a_lone_target_that_cannot_boot_records_why_and_fails_the_merge(runs: Ru
 
 
 def _actionlint() -> str | None:
-    return shutil.which("actionlint", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                            os.environ.get("PATH", "")]))
+    return shutil.which(
+        "actionlint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    )
 
 
 @pytest.mark.skipif(_actionlint() is None, reason="actionlint is missing: pip install -e '.[dev]' installs it")
@@ -176,9 +209,11 @@ def test_the_workflow_passes_actionlint() -> None:
 
 def _filled(text: str, values: dict[str, str]) -> str:
     """`${{ expr }}` as the runner fills it in; one this test does not know fails it, so it follows the file."""
+
     def value(match: re.Match[str]) -> str:
         assert match.group(1) in values, f"the workflow uses ${{{{ {match.group(1)} }}}}: give this test its value"
         return values[match.group(1)]
+
     return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", value, text)
 
 
@@ -188,8 +223,14 @@ def _step(job: dict[str, Any], words: str) -> dict[str, Any]:
 
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])  # setup-python's
-    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": path, **env})
+    return subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": path, **env},
+    )
 
 
 def test_the_workflow_lists_the_backends_and_merges_their_cards(runs: Runs, tmp_path: Path) -> None:
@@ -217,8 +258,10 @@ def test_the_workflow_lists_the_backends_and_merges_their_cards(runs: Runs, tmp_
 
     step = _step(jobs["merge"], "harness.report merge")
     summary = tmp_path / "summary.md"
-    env = {key: _filled(str(value), {"needs.list.outputs.backends": listed})
-           for key, value in {**workflow["env"], **step["env"]}.items()}
+    env = {
+        key: _filled(str(value), {"needs.list.outputs.backends": listed})
+        for key, value in {**workflow["env"], **step["env"]}.items()
+    }
     done = _bash(step["run"], tmp_path, {**env, "GITHUB_STEP_SUMMARY": str(summary)})
     assert done.returncode == 1, done.stdout + done.stderr  # nocors failed, dead could not boot
     merged = json.loads((tmp_path / "gate.json").read_text())
@@ -234,13 +277,22 @@ def test_the_workflow_lists_the_backends_and_merges_their_cards(runs: Runs, tmp_
 # ------------------------------------------------------------------ hand-built cards
 
 
-def _card(target: str, *outcomes: tuple[str, str], gate: str = "passed", boot_error: str = "",
-          **meta: str) -> dict[str, Any]:
+def _card(
+    target: str, *outcomes: tuple[str, str], gate: str = "passed", boot_error: str = "", **meta: str
+) -> dict[str, Any]:
     """A card as a job writes it: one CORS contract per (contract, outcome)."""
-    card = Scorecard(meta={"targets": f"backends/{target}", "harness": "0.1.0", "strict": "false",
-                           "services": "embedded", **meta, "gate": gate},
-                     rows={f"t::{c}": Row(target, "CORS", c, "MUST", f"t::{c}", outcome=o) for c, o in outcomes},
-                     discovered=[Finding(target, "auth_probe", "GET /api/v1/me")])
+    card = Scorecard(
+        meta={
+            "targets": f"backends/{target}",
+            "harness": "0.1.0",
+            "strict": "false",
+            "services": "embedded",
+            **meta,
+            "gate": gate,
+        },
+        rows={f"t::{c}": Row(target, "CORS", c, "MUST", f"t::{c}", outcome=o) for c, o in outcomes},
+        discovered=[Finding(target, "auth_probe", "GET /api/v1/me")],
+    )
     if boot_error:
         card.boot_errors[target] = boot_error
         card.notes.append(f"{target} could not boot: {boot_error}")
@@ -254,18 +306,24 @@ def _write(directory: Path, **cards: dict[str, Any] | str) -> list[str]:
 
 
 def test_from_json_reads_back_what_to_json_wrote() -> None:
-    data = _card("shop", ("CORS-LOCAL-DEFAULT", "failed"), ("CORS-NO-WILDCARD", "passed"), gate="failed",
-                 boot_error="x")
+    data = _card(
+        "shop", ("CORS-LOCAL-DEFAULT", "failed"), ("CORS-NO-WILDCARD", "passed"), gate="failed", boot_error="x"
+    )
     again = Scorecard.from_json(json.loads(json.dumps(data))).to_json()
     assert {**again, "timings": None, "meta": None} == {**data, "timings": None, "meta": None}
     assert again["meta"] == pytest.approx(data["meta"], abs=0.05)  # its duration, not this process's
 
 
-def test_a_card_without_rows_but_a_boot_error_fails_the_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                               ) -> None:
-    paths = _write(tmp_path, **{"a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")),
-                                "b.json": _card("mail", gate="failed", boot_error="ImportError: no module smtp",
-                                                services="docker")})
+def test_a_card_without_rows_but_a_boot_error_fails_the_merge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _write(
+        tmp_path,
+        **{
+            "a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")),
+            "b.json": _card("mail", gate="failed", boot_error="ImportError: no module smtp", services="docker"),
+        },
+    )
     assert merge.main(["merge", *paths, f"--report={tmp_path / 'gate.md'}"]) == 1
     markdown = (tmp_path / "gate.md").read_text()
     assert "| mail | – | – | – | 💥 could not boot | ImportError: no module smtp |" in markdown
@@ -280,36 +338,61 @@ def test_a_card_without_rows_but_a_boot_error_fails_the_merge(tmp_path: Path, ca
 def test_a_missing_card_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     done = _merge("card-shop.json", "--report=gate.md", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr == "[makrx merge] card-shop.json: no such file (its job wrote no scorecard: see that job's log)\n"
+    assert (
+        done.stderr == "[makrx merge] card-shop.json: no such file (its job wrote no scorecard: see that job's log)\n"
+    )
     assert not (tmp_path / "gate.md").exists()
 
 
-@pytest.mark.parametrize(("cards", "message"), [
-    ({"a.json": "{not json"}, "a.json: not JSON (Expecting property name enclosed in double quotes"),
-    ({"a.md": "## MakrX contract scorecard\n"}, "a.md: not JSON (Expecting value: line 1 column 1 (char 0); its JSON is"),
-    ({"a.json": "[1, 2]"}, "a.json: not a makrx scorecard JSON (TypeError: "),
-    ({"a.json": {**_card("shop"), "contracts": [{"cases": [{"colour": "red"}]}]}},
-     "a.json: not a makrx scorecard JSON (TypeError: "),
-    ({"a.json": {**_card("shop"), "meta": {"targets": "backends/shop", "duration_s": 1.0}}},
-     "a.json: records no gate verdict"),
-    ({"a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")), "b.json": _card("shop", ("CORS-NO-WILDCARD", "failed"))},
-     "target 'shop' is in both "),
-], ids=["invalid-json", "markdown", "not-an-object", "unknown-case-field", "no-gate", "same-target-twice"])
-def test_a_bad_card_is_one_line_and_no_report(cards: dict[str, Any], message: str, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("cards", "message"),
+    [
+        ({"a.json": "{not json"}, "a.json: not JSON (Expecting property name enclosed in double quotes"),
+        (
+            {"a.md": "## MakrX contract scorecard\n"},
+            "a.md: not JSON (Expecting value: line 1 column 1 (char 0); its JSON is",
+        ),
+        ({"a.json": "[1, 2]"}, "a.json: not a makrx scorecard JSON (TypeError: "),
+        (
+            {"a.json": {**_card("shop"), "contracts": [{"cases": [{"colour": "red"}]}]}},
+            "a.json: not a makrx scorecard JSON (TypeError: ",
+        ),
+        (
+            {"a.json": {**_card("shop"), "meta": {"targets": "backends/shop", "duration_s": 1.0}}},
+            "a.json: records no gate verdict",
+        ),
+        (
+            {
+                "a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")),
+                "b.json": _card("shop", ("CORS-NO-WILDCARD", "failed")),
+            },
+            "target 'shop' is in both ",
+        ),
+    ],
+    ids=["invalid-json", "markdown", "not-an-object", "unknown-case-field", "no-gate", "same-target-twice"],
+)
+def test_a_bad_card_is_one_line_and_no_report(
+    cards: dict[str, Any], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert merge.main(["merge", *_write(tmp_path, **cards), f"--report={tmp_path / 'gate.md'}"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("[makrx merge] ") and message in error and error.count("\n") == 1, error
     assert not (tmp_path / "gate.md").exists()
 
 
-def test_the_merged_card_is_appended_to_the_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_the_merged_card_is_appended_to_the_github_step_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    paths = _write(tmp_path, **{"a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")),
-                                "b.json": _card("mail", ("CORS-NO-WILDCARD", "passed"))})
+    paths = _write(
+        tmp_path,
+        **{
+            "a.json": _card("shop", ("CORS-NO-WILDCARD", "passed")),
+            "b.json": _card("mail", ("CORS-NO-WILDCARD", "passed")),
+        },
+    )
     assert merge.main(["merge", *paths, f"--report={tmp_path / 'out' / 'gate.json'}"]) == 0
     markdown = (tmp_path / "out" / "gate.md").read_text()  # a .json report gets its .md sibling too
     assert summary.read_text() == "earlier step\n" + markdown

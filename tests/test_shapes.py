@@ -12,8 +12,10 @@ from tests.suite_runner import run_suite
 from tests.variants import Variant
 
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes"
-SHAPES = [Variant(path.stem, "", tomllib.loads(path.read_text()).get("description", ""),
-                  tomllib.loads(path.read_text())) for path in sorted(SHAPES_DIR.glob("*.toml"))]
+SHAPES = [
+    Variant(path.stem, "", tomllib.loads(path.read_text()).get("description", ""), tomllib.loads(path.read_text()))
+    for path in sorted(SHAPES_DIR.glob("*.toml"))
+]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[shape.name for shape in SHAPES])
@@ -34,10 +36,12 @@ def test_discover_prints_a_settings_block_that_pins_what_was_found(tmp_path: Pat
     shape = next(shape for shape in SHAPES if shape.name == "all-behind-auth")
     result = run_suite(shape.build(tmp_path), tmp_path, "--makrx-discover", "-v")
     assert result.returncode == 0, result.output
-    assert ("settings: none (no makrx-contract.toml or [tool.makrx-contract]); found by asking the backend "
-            "(listed at the end): auth_probe, rate_limit_path, roles from OpenAPI scopes") in result.output
-    block = result.output[result.output.index("\n[tool.makrx-contract]") + 1:]
-    block = block[:block.index("\nAUTH ")]
+    assert (
+        "settings: none (no makrx-contract.toml or [tool.makrx-contract]); found by asking the backend "
+        "(listed at the end): auth_probe, rate_limit_path, roles from OpenAPI scopes"
+    ) in result.output
+    block = result.output[result.output.index("\n[tool.makrx-contract]") + 1 :]
+    block = block[: block.index("\nAUTH ")]
     (tmp_path / "pyproject.toml").write_text(block + "\n")
     settings = load_settings(tmp_path)
     assert settings.auth_probe == "GET /api/v1/items"

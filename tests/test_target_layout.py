@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from makrx_contracts.harness.target.alembic import alembic_layout
 from makrx_contracts.harness.target.launcher import MigrationResult
 from makrx_contracts.harness.target.resolve import resolve_target
@@ -55,9 +54,11 @@ def test_a_location_that_exists_nowhere_is_judged_from_the_backend(tmp_path: Pat
 
 
 def test_migration_cause_is_the_exception_line_not_sqlalchemys_link() -> None:
-    output = ("Traceback (most recent call last):\n  File \"env.py\", line 3\n"
-              "sqlalchemy.exc.ProgrammingError: (psycopg.errors.UndefinedTable) relation \"items\" does not exist\n"
-              "[SQL: ALTER TABLE items ADD COLUMN x INTEGER]\n"
-              "(Background on this error at: https://sqlalche.me/e/20/f405)\n")
+    output = (
+        'Traceback (most recent call last):\n  File "env.py", line 3\n'
+        'sqlalchemy.exc.ProgrammingError: (psycopg.errors.UndefinedTable) relation "items" does not exist\n'
+        "[SQL: ALTER TABLE items ADD COLUMN x INTEGER]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/f405)\n"
+    )
     cause = MigrationResult("alembic upgrade head", 1, output).cause
     assert cause.startswith("sqlalchemy.exc.ProgrammingError: (psycopg.errors.UndefinedTable)")

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.services import provide_services
 from makrx_contracts.harness.target.launcher import TargetLauncher
 from makrx_contracts.harness.target.resolve import resolve_target
+
 from tests.scratch import enterable_dir
 from tests.suite_runner import REPO
 
@@ -32,9 +32,24 @@ def running_reference() -> Iterator[str]:
 
 
 def test_a_url_target_runs_and_skips_with_reasons(running_reference: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pytest", f"--makrx-target={running_reference}", "-q", "-rs",
-                           "-p", "no:randomly", "-p", "no:cacheprovider"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--makrx-target={running_reference}",
+            "-q",
+            "-rs",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = done.stdout
     assert done.returncode == 0, out[-4000:]
     assert " passed" in out and " skipped" in out

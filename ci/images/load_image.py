@@ -39,17 +39,26 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="makrx-image-") as tmp:
         layer = Path(tmp) / "layer.tar"
         diff_id = _layer(rootfs, layer)
-        image_config = json.dumps({
-            "architecture": "amd64", "os": "linux", "created": created, "config": config,
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-            "history": [{"created": created, "created_by": "ci/images/build.sh (root filesystem)"}],
-        }, sort_keys=True).encode()
+        image_config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "created": created,
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+                "history": [{"created": created, "created_by": "ci/images/build.sh (root filesystem)"}],
+            },
+            sort_keys=True,
+        ).encode()
         config_name = hashlib.sha256(image_config).hexdigest() + ".json"
         manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": [f"{diff_id}/layer.tar"]}])
         archive = Path(tmp) / "image.tar"
         with tarfile.open(archive, "w") as tar:
-            for name, data in ((config_name, image_config), ("manifest.json", manifest.encode()),
-                               (f"{diff_id}/VERSION", b"1.0")):
+            for name, data in (
+                (config_name, image_config),
+                ("manifest.json", manifest.encode()),
+                (f"{diff_id}/VERSION", b"1.0"),
+            ):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))

@@ -22,7 +22,8 @@ from .users import User
 _EPILOG = """\
 examples:
   python -m makrx_contracts.harness.issuer serve --port 8081
-  python -m makrx_contracts.harness.issuer serve --client-id makrx-frontend --client-secret s3cret --audience makrcave-api
+  python -m makrx_contracts.harness.issuer serve --client-id makrx-frontend --client-secret s3cret \\
+      --audience makrcave-api
   python -m makrx_contracts.harness.issuer serve --user alice:wonderland:admin,user
   curl -s -d grant_type=password -d client_id=makrx-frontend -d username=alice -d password=wonderland \\
        http://127.0.0.1:8081/realms/makrx/protocol/openid-connect/token

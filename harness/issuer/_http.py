@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from makrx_contracts.harness.errors import IssuerError
 
-__all__ = ["Request", "Reply", "App", "HttpServer", "json_reply", "sleep_unless"]
+__all__ = ["App", "HttpServer", "Reply", "Request", "json_reply", "sleep_unless"]
 
 log = logging.getLogger("harness.issuer")
 

@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 __all__ = [
+    "StrictVerifier",
+    "TokenRejected",
     "b64url",
     "b64url_decode",
+    "compact",
     "json_segment",
     "sign_bytes",
-    "verify_signature",
-    "compact",
     "split_unverified",
-    "TokenRejected",
-    "StrictVerifier",
+    "verify_signature",
 ]
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}

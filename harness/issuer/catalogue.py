@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
 from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, compact, json_segment
@@ -39,17 +38,17 @@ if TYPE_CHECKING:
     from .server import Issuer
 
 __all__ = [
-    "Verdict",
-    "REJECT",
     "ACCEPT",
-    "REJECT_OVERSIZED",
-    "Case",
     "CATALOGUE",
     "LEEWAY",
+    "REJECT",
+    "REJECT_OVERSIZED",
+    "AttackerServer",
+    "BadTokens",
+    "Case",
+    "Verdict",
     "get",
     "names",
-    "BadTokens",
-    "AttackerServer",
 ]
 
 LEEWAY: Final = 60
@@ -119,7 +118,9 @@ class Case:
                 f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
                 fix="filter with case.applies(issuer) or BadTokens.cases",
             )
-        return self.builder(_Ctx(issuer, primary_audience(issuer.default_audience if audience is None else audience), options))
+        return self.builder(
+            _Ctx(issuer, primary_audience(issuer.default_audience if audience is None else audience), options)
+        )
 
 
 class _Ctx:

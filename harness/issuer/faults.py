@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from makrx_contracts.harness.errors import IssuerError
 
-__all__ = ["Faults", "Fault", "GARBAGE_BODIES", "FAULTABLE"]
+__all__ = ["FAULTABLE", "GARBAGE_BODIES", "Fault", "Faults"]
 
 FAULTABLE: Final = ("jwks", "realm", "discovery", "token", "userinfo", "introspect", "health")
 """Endpoint kinds a fault can target (admin endpoints never fail)."""

@@ -25,15 +25,15 @@ from .catalogue import BadTokens
 from .server import Issuer
 
 __all__ = [
-    "makrx_issuer_factory",
-    "makrx_issuer_clean_factory",
-    "make_token_factory",
-    "bad_token_factory",
     "TokenMaker",
+    "bad_token",
+    "bad_token_factory",
+    "make_token",
+    "make_token_factory",
     "makrx_issuer",
     "makrx_issuer_clean",
-    "make_token",
-    "bad_token",
+    "makrx_issuer_clean_factory",
+    "makrx_issuer_factory",
 ]
 
 

@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-
 from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url, sign_bytes, verify_signature
@@ -441,7 +440,7 @@ class KeySet:
 
         def work() -> None:
             try:
-                self.enc_key
+                _ = self.enc_key
                 for key in self.published:
                     key.jwk()
                 self._signing_key(self._next_index()).jwk()
@@ -505,8 +504,12 @@ class KeySet:
             return False
         signing_input = f"{head}.{payload}".encode()
         algs = {"RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"), "EC": ("ES256", "ES384", "ES512")}
-        return any(verify_signature(alg, key.public_key, signing_input, raw)
-                   for key in self if key.use == "sig" for alg in algs[key.kty])
+        return any(
+            verify_signature(alg, key.public_key, signing_input, raw)
+            for key in self
+            if key.use == "sig"
+            for alg in algs[key.kty]
+        )
 
     def get(self, kid: str) -> Key | None:
         """Any key this set has known (published or retired) by kid."""

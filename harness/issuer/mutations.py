@@ -35,7 +35,7 @@ from .tokens import primary_audience
 if TYPE_CHECKING:
     from .server import Issuer
 
-__all__ = ["Mutation", "MutationPlan", "KINDS", "mutation_plans", "mutated_tokens", "sample"]
+__all__ = ["KINDS", "Mutation", "MutationPlan", "mutated_tokens", "mutation_plans", "sample"]
 
 KINDS: Final = ("header", "claims", "signature", "encoding")
 

@@ -12,12 +12,11 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
-
 from makrx_contracts.harness.errors import IssuerError, TargetError
 
 from . import catalogue
 
-__all__ = ["DEFAULT_ISSUER", "Answer", "Backend", "IssuerClient", "Issued"]
+__all__ = ["DEFAULT_ISSUER", "Answer", "Backend", "Issued", "IssuerClient"]
 
 DEFAULT_ISSUER: Final = "http://127.0.0.1:8081/realms/makrx"
 """What ``serve`` prints as the issuer with its defaults."""
@@ -83,8 +82,9 @@ class IssuerClient:
                 fix=f"start one: {_SERVE}",
             )
         if response.is_error:
-            raise IssuerError(str(document.get("error", f"{method} {path}: {response.status_code}")),
-                              fix=document.get("fix"))
+            raise IssuerError(
+                str(document.get("error", f"{method} {path}: {response.status_code}")), fix=document.get("fix")
+            )
         return document
 
     def token(self, case: str | None = None, audience: str | None = None) -> Issued:

@@ -16,7 +16,7 @@ from typing import Final, TextIO
 from makrx_contracts.harness.errors import TargetError
 
 from . import catalogue
-from .remote import DEFAULT_ISSUER, Answer, Backend, IssuerClient, Issued
+from .remote import DEFAULT_ISSUER, Answer, Backend, Issued, IssuerClient
 
 __all__ = [
     "RATE_LIMITED",
@@ -69,8 +69,11 @@ class Session:
         valid = self.valid()
         status = self.backend.send(valid.token, what="a valid token").status
         if status is None:
-            raise TargetError(f"{self.backend.method} {self.backend.url} did not answer a valid token within "
-                              f"{self.backend.timeout:.0f} s", fix="see the backend's log")
+            raise TargetError(
+                f"{self.backend.method} {self.backend.url} did not answer a valid token within "
+                f"{self.backend.timeout:.0f} s",
+                fix="see the backend's log",
+            )
         if status in (401, 403):
             base, _, realm = valid.issuer.rpartition("/realms/")
             role = status == 403  # or the token is trusted and the operation wants a role
@@ -84,8 +87,11 @@ class Session:
         if status == 429:
             raise TargetError("the backend answered 429 to a valid token", fix=RATE_LIMITED)
         if status >= 500:
-            raise TargetError(f"the backend answered {status} to a valid token: bad tokens cannot be judged "
-                              "against an operation that fails anyway", fix="see the backend's log")
+            raise TargetError(
+                f"the backend answered {status} to a valid token: bad tokens cannot be judged "
+                "against an operation that fails anyway",
+                fix="see the backend's log",
+            )
         anonymous = self.backend.send(None, what="a request without a token").status
         if anonymous == status:
             raise TargetError(
@@ -94,8 +100,9 @@ class Session:
                 fix="replay an operation that requires a token (the reference app's: GET /api/v1/me)",
             )
         self.valid_status = status
-        print(f"a valid token: {status}; no token: {anonymous if anonymous is not None else 'no answer'}",
-              file=self.out)
+        print(
+            f"a valid token: {status}; no token: {anonymous if anonymous is not None else 'no answer'}", file=self.out
+        )
 
 
 @contextmanager
@@ -195,11 +202,16 @@ def judge(issued: Issued, answer: Answer, valid_status: int) -> Outcome:
     if status in issued.statuses and status != valid_status:
         return Outcome(issued, str(status), True)
     if 200 <= status < 300 or status == valid_status:
-        return Outcome(issued, f"{status} accepted", False,
-                       f"the token was accepted: it got what a valid token gets ({valid_status})")
+        return Outcome(
+            issued,
+            f"{status} accepted",
+            False,
+            f"the token was accepted: it got what a valid token gets ({valid_status})",
+        )
     if status >= 500:
-        return Outcome(issued, f"{status} crashed", False,
-                       f"the token crashed the backend (a valid token gets {valid_status})")
+        return Outcome(
+            issued, f"{status} crashed", False, f"the token crashed the backend (a valid token gets {valid_status})"
+        )
     if status == 403:
         return Outcome(issued, "403", False, "403: a token that fails validation is 401 (RFC 6750 §3.1 invalid_token)")
     if status == 429:
@@ -228,8 +240,10 @@ def replay(
         skipped = [name for name in names if algorithm not in catalogue.get(name).algorithms]
         names = [name for name in names if name not in skipped]
         widths = (max((len(name) for name in names), default=4), 6, 15, 14, 4)
-        print(f"replaying {len(names)} case{'s' * (len(names) != 1)} against {session.backend.method} {backend_url}",
-              file=out)
+        print(
+            f"replaying {len(names)} case{'s' * (len(names) != 1)} against {session.backend.method} {backend_url}",
+            file=out,
+        )
         print_table(out, [("case", "level", "expected", "got", "verdict")], widths)
         outcomes: list[Outcome] = []
         for name in names:

@@ -8,7 +8,7 @@ import respx
 from ._http import Request
 from .server import Issuer
 
-__all__ = ["issuer_respx_routes", "RESPX_CLIENT_IP"]
+__all__ = ["RESPX_CLIENT_IP", "issuer_respx_routes"]
 
 RESPX_CLIENT_IP = "respx"
 """The client address fetches through the respx route are counted under (``issuer.fetches(client="respx")``)."""

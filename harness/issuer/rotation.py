@@ -56,8 +56,9 @@ def _got(answer: Answer, took: float | None = None) -> str:
     return got if took is None else f"{got} after {took:.1f} s"
 
 
-def _step(name: str, level: str, contract: str, expected: str, answer: Answer, took: float | None, ok: bool,
-          why: str) -> Step:
+def _step(
+    name: str, level: str, contract: str, expected: str, answer: Answer, took: float | None, ok: bool, why: str
+) -> Step:
     """A judged step; ``why`` (for a failure) gives way to what a rate limit or a missing answer says."""
     if answer.status == 429:
         why = RATE_LIMITED
@@ -82,7 +83,7 @@ def rotate(
     settle = ttl + SETTLE_EXTRA
     with open_session(backend_url, method, issuer_url, audience, out) as session:
         issuer, backend = session.issuer, session.backend
-        if [k["state"] for k in issuer.keys() if k["use"] == "sig"] != ["active"]:
+        if [k["state"] for k in issuer.keys() if k["use"] == "sig"] != ["active"]:  # noqa: SIM118 (a client call)
             issuer.reset_keys()  # a next key already published would make "publish" fail
             print("the issuer's keys were rotated before: reset to one active key first", file=out)
         session.start()
@@ -107,8 +108,11 @@ def rotate(
         skipped = [s for s in steps if s.ok is None]
         for step in skipped:
             print(f"\nnot judged: {step.name}: {step.why}", file=out)
-        print(f"{len(steps)} steps: {sum(s.ok is True for s in steps)} ok, {len(failed)} FAIL"
-              + (f", {len(skipped)} not judged" if skipped else ""), file=out)
+        print(
+            f"{len(steps)} steps: {sum(s.ok is True for s in steps)} ok, {len(failed)} FAIL"
+            + (f", {len(skipped)} not judged" if skipped else ""),
+            file=out,
+        )
         return exit_code([s.level for s in failed], strict, out)
 
 
@@ -118,24 +122,54 @@ def _rotation(session: Session, ttl: float) -> Iterator[Step]:
     old = session.valid().token
     issuer.publish_next()
     answer = backend.send(old, what="the old key's token")
-    yield _step("publish", "MUST", "AUTH-VALID-TOKEN", "old-key token accepted (next key published)", answer, None,
-                _accepted(answer.status), "a valid token of the active key was refused once the JWKS held a second "
-                "signing key: select the key by kid")
+    yield _step(
+        "publish",
+        "MUST",
+        "AUTH-VALID-TOKEN",
+        "old-key token accepted (next key published)",
+        answer,
+        None,
+        _accepted(answer.status),
+        "a valid token of the active key was refused once the JWKS held a second signing key: select the key by kid",
+    )
     issuer.promote()
     answer, took = _poll(backend, session.valid().token, _accepted, settle, "the new key's token")
-    yield _step("promote", "SHOULD", "AUTH-KEY-ROTATION", f"new-key token accepted within {settle:g} s", answer,
-                took, _accepted(answer.status), f"a token signed by a newly promoted key was refused for {settle:g} s, "
-                "without a restart: refetch the JWKS (rate-limited) when a token names an unknown kid")
+    yield _step(
+        "promote",
+        "SHOULD",
+        "AUTH-KEY-ROTATION",
+        f"new-key token accepted within {settle:g} s",
+        answer,
+        took,
+        _accepted(answer.status),
+        f"a token signed by a newly promoted key was refused for {settle:g} s, "
+        "without a restart: refetch the JWKS (rate-limited) when a token names an unknown kid",
+    )
     answer = backend.send(old, what="the old key's token")
-    yield _step("promote", "SHOULD", "AUTH-KEY-ROTATION", "old-key token accepted (still published)", answer, None,
-                _accepted(answer.status), "a token of the previous key, still published, was refused: keep using "
-                "every published key")
+    yield _step(
+        "promote",
+        "SHOULD",
+        "AUTH-KEY-ROTATION",
+        "old-key token accepted (still published)",
+        answer,
+        None,
+        _accepted(answer.status),
+        "a token of the previous key, still published, was refused: keep using every published key",
+    )
     yield _promote_again(session, ttl)
     issuer.retire()
     answer, took = _poll(backend, old, lambda status: status == 401, settle, "the retired key's token")
-    yield _step("retire", "SHOULD", "AUTH-KEY-RETIRED", f"old-key token refused with 401 within {settle:g} s", answer,
-                took, answer.status == 401, f"a token signed by a retired key was still accepted {settle:g} s after "
-                f"its retirement: cache the JWKS with a TTL (KEYCLOAK_PK_TTL_SECONDS, {ttl:g} s per --ttl)")
+    yield _step(
+        "retire",
+        "SHOULD",
+        "AUTH-KEY-RETIRED",
+        f"old-key token refused with 401 within {settle:g} s",
+        answer,
+        took,
+        answer.status == 401,
+        f"a token signed by a retired key was still accepted {settle:g} s after "
+        f"its retirement: cache the JWKS with a TTL (KEYCLOAK_PK_TTL_SECONDS, {ttl:g} s per --ttl)",
+    )
 
 
 def _promote_again(session: Session, ttl: float) -> Step:
@@ -144,13 +178,29 @@ def _promote_again(session: Session, ttl: float) -> Step:
     expected = f"new-key token accepted within the {ttl:g} s JWKS TTL"
     age = session.issuer.jwks_age()
     if age is None or age > ttl - 1.0:
-        return Step("promote again", "SHOULD", "AUTH-KEY-ROTATION", expected, "-", None,
-                    "the backend's cached JWKS is not known to be fresh (no recent JWKS fetch at the issuer), so "
-                    "an accepted token would not show a refetch on an unknown kid")
+        return Step(
+            "promote again",
+            "SHOULD",
+            "AUTH-KEY-ROTATION",
+            expected,
+            "-",
+            None,
+            "the backend's cached JWKS is not known to be fresh (no recent JWKS fetch at the issuer), so "
+            "an accepted token would not show a refetch on an unknown kid",
+        )
     cutoff = time.monotonic() - age + ttl - 0.3  # less a margin for the request's way there
     session.issuer.promote()
-    answer, took = _poll(session.backend, session.valid().token, _accepted, cutoff - time.monotonic(),
-                         "the newest key's token")
-    return _step("promote again", "SHOULD", "AUTH-KEY-ROTATION", expected, answer, took, _accepted(answer.status),
-                 f"a token with a just-rotated kid was refused while the cached JWKS was fresh (fetched {age:.1f} s "
-                 f"before, TTL {ttl:g} s): refetch the JWKS (rate-limited) when a token names an unknown kid")
+    answer, took = _poll(
+        session.backend, session.valid().token, _accepted, cutoff - time.monotonic(), "the newest key's token"
+    )
+    return _step(
+        "promote again",
+        "SHOULD",
+        "AUTH-KEY-ROTATION",
+        expected,
+        answer,
+        took,
+        _accepted(answer.status),
+        f"a token with a just-rotated kid was refused while the cached JWKS was fresh (fetched {age:.1f} s "
+        f"before, TTL {ttl:g} s): refetch the JWKS (rate-limited) when a token names an unknown kid",
+    )

@@ -29,7 +29,7 @@ from .keys import _USE_DEFAULT, KeySet
 from .tokens import DEFAULT_SCOPE, TokenFactory, primary_audience
 from .users import User, UserDirectory, service_account
 
-__all__ = ["Issuer", "Fetch", "FETCH_KINDS"]
+__all__ = ["FETCH_KINDS", "Fetch", "Issuer"]
 
 FETCH_KINDS: Final = ("jwks", "realm", "discovery", "token", "userinfo", "introspect", "health", "admin", "other")
 """What ``fetches()`` and ``fetch_counts()`` count, by endpoint."""
@@ -914,7 +914,7 @@ class Issuer:
         if not isinstance(name, str | None) or not isinstance(audience, str | None):
             return json_reply(400, {"error": "case and audience must be strings"})
         default = self.default_audience
-        aud = audience or (default if isinstance(default, str) else list(default)[0])
+        aud = audience or primary_audience(default)
         issued: dict[str, Any] = {"issuer": self.issuer_url, "audience": aud}
         if not name:
             return json_reply(200, {**issued, "case": None, "token": self.mint(audience=aud)})

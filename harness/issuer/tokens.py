@@ -17,7 +17,7 @@ from ._jose import b64url, compact, json_segment, sign_bytes
 from .keys import Key, KeySet
 from .users import User, UserDirectory
 
-__all__ = ["TokenFactory", "DEFAULT_SCOPE", "primary_audience"]
+__all__ = ["DEFAULT_SCOPE", "TokenFactory", "primary_audience"]
 
 DEFAULT_SCOPE = "openid profile email"
 _KEEP: Any = object()
@@ -26,7 +26,7 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 def primary_audience(audience: str | Sequence[str]) -> str:
     """The audience a token is first meant for: the one given, or the first of several (the client id)."""
-    return audience if isinstance(audience, str) else list(audience)[0]
+    return audience if isinstance(audience, str) else next(iter(audience))
 
 
 def _urlsafe(data: bytes) -> str:

@@ -5,4 +5,4 @@ from __future__ import annotations
 from .base import PostgresService, RedisService
 from .provider import MODES, Services, choose, provide_services
 
-__all__ = ["PostgresService", "RedisService", "Services", "choose", "provide_services", "MODES"]
+__all__ = ["MODES", "PostgresService", "RedisService", "Services", "choose", "provide_services"]

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from ..errors import ServiceError
 
-__all__ = ["Faults", "PostgresService", "RedisService", "Provider", "SERVICE_KINDS", "postgres_url", "redacted"]
+__all__ = ["SERVICE_KINDS", "Faults", "PostgresService", "Provider", "RedisService", "postgres_url", "redacted"]
 
 # Names a caller may create: unquoted-identifier shape, lower case so the URL and psql agree.
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -195,8 +195,9 @@ class Provider(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, workdir: Path, cache_dir: Path | None = None,
-                 images: Mapping[str, str | None] | None = None) -> None:
+    def __init__(
+        self, *, workdir: Path, cache_dir: Path | None = None, images: Mapping[str, str | None] | None = None
+    ) -> None:
         self.workdir = workdir
         self.cache_dir = cache_dir
         self.images = {kind: image for kind, image in (images or {}).items() if image}

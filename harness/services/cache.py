@@ -18,8 +18,18 @@ from pathlib import Path
 from ..errors import ServiceError
 
 __all__ = [
-    "CACHE_ENV", "USER_ENV", "RunAs", "run_as", "cache_root", "blocked_dir", "require_reachable",
-    "cached_dir", "link_file", "link_tree", "copy_tree", "reachable",
+    "CACHE_ENV",
+    "USER_ENV",
+    "RunAs",
+    "blocked_dir",
+    "cache_root",
+    "cached_dir",
+    "copy_tree",
+    "link_file",
+    "link_tree",
+    "reachable",
+    "require_reachable",
+    "run_as",
 ]
 
 CACHE_ENV = "MAKRX_CACHE_DIR"
@@ -50,8 +60,10 @@ def run_as() -> RunAs | None:
             fix=f"set {USER_ENV} to an existing non-root user, or run pytest as a non-root user",
         ) from None
     if entry.pw_uid == 0:
-        raise ServiceError(f"{USER_ENV}={name!r} is root; Postgres refuses to run as root",
-                           fix=f"set {USER_ENV} to a non-root user such as 'nobody'")
+        raise ServiceError(
+            f"{USER_ENV}={name!r} is root; Postgres refuses to run as root",
+            fix=f"set {USER_ENV} to a non-root user such as 'nobody'",
+        )
     return RunAs(entry.pw_uid, entry.pw_gid, name)
 
 
@@ -69,8 +81,11 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     try:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     except OSError as exc:
-        raise ServiceError(f"cannot create the cache directory {cache_dir}", details=str(exc),
-                           fix=f"set {CACHE_ENV} to a writable directory") from exc
+        raise ServiceError(
+            f"cannot create the cache directory {cache_dir}",
+            details=str(exc),
+            fix=f"set {CACHE_ENV} to a writable directory",
+        ) from exc
     return cache_dir
 
 
@@ -186,8 +201,9 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def link_tree(src: Path, dst: Path, *, ignore: tuple[str, ...] = ()) -> None:
     """Replicate ``src`` at ``dst`` with hard links (copies across file systems); dirs world-readable."""
-    shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns(*ignore) if ignore else None)
+    shutil.copytree(
+        src, dst, symlinks=True, copy_function=_link_or_copy, ignore=shutil.ignore_patterns(*ignore) if ignore else None
+    )
     for root, _dirs, _files in os.walk(dst):
         os.chmod(root, 0o755)
 

@@ -28,8 +28,16 @@ from .base import PostgresService, Provider, RedisService
 from .external import DATABASE_URL_OPTION, REDIS_URL_OPTION
 
 __all__ = [
-    "DockerPostgres", "DockerRedis", "DockerProvider", "DEFAULT_IMAGES", "LABEL_RUN", "LABEL_OWNER",
-    "engine_problem", "labelled", "remove_container", "remove_leftovers",
+    "DEFAULT_IMAGES",
+    "LABEL_OWNER",
+    "LABEL_RUN",
+    "DockerPostgres",
+    "DockerProvider",
+    "DockerRedis",
+    "engine_problem",
+    "labelled",
+    "remove_container",
+    "remove_leftovers",
 ]
 
 # The official images' families. `bash ci/docker-setup.sh` builds local stand-ins under exactly these
@@ -44,15 +52,18 @@ PG_DB = "makrx"
 PG_COMMAND = "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 START_TIMEOUT = 60.0  # seconds from `docker start` to ready (a pull is extra and not bounded here)
 STOP_TIMEOUT = 10  # seconds `docker stop` waits before SIGKILL
-_PING_TIMEOUT = 3.0  # seconds the engine has to answer the availability check
+_PING_TIMEOUT = 3  # seconds the engine has to answer the availability check
 _PORT_ATTEMPTS = 3
-_FIX_ENGINE = ("start a Docker engine (on this project's CI machine kind: bash ci/docker-setup.sh), "
-               "or use --makrx-services=embedded")
+_FIX_ENGINE = (
+    "start a Docker engine (on this project's CI machine kind: bash ci/docker-setup.sh), "
+    "or use --makrx-services=embedded"
+)
 _RUN_ID = uuid.uuid4().hex
 _counter = itertools.count(1)
 
 
 # --- the engine -------------------------------------------------------------------------------------
+
 
 def _docker_host() -> str:
     return os.environ.get("DOCKER_HOST", "") or "unix:///var/run/docker.sock"
@@ -77,9 +88,9 @@ def _client() -> Any:
 def engine_problem() -> str | None:
     """None when a Docker engine answers here, else why not (one line). Checked once per process."""
     host = _docker_host()
-    if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
         where = "DOCKER_HOST unset and no" if "DOCKER_HOST" not in os.environ else "no"
-        return f"no Docker engine ({where} socket {host[len('unix://'):]})"
+        return f"no Docker engine ({where} socket {host[len('unix://') :]})"
     try:
         import docker
         import testcontainers  # noqa: F401  (the provider needs it; say so here, not mid-start)
@@ -120,8 +131,9 @@ def _configure_testcontainers() -> None:
         config.ryuk_disabled = True
     if not _local_engine():
         return
-    if not (os.environ.get("TC_HOST") or os.environ.get("TESTCONTAINERS_HOST_OVERRIDE")) \
-            and hasattr(config, "tc_host_override"):
+    if not (os.environ.get("TC_HOST") or os.environ.get("TESTCONTAINERS_HOST_OVERRIDE")) and hasattr(
+        config, "tc_host_override"
+    ):
         config.tc_host_override = "127.0.0.1"
     if "TESTCONTAINERS_CONNECTION_MODE" not in os.environ and hasattr(config, "connection_mode_override"):
         from testcontainers.core.config import ConnectionMode
@@ -135,12 +147,13 @@ def _container_classes() -> tuple[type, type]:
         from testcontainers.community.postgres import PostgresContainer
         from testcontainers.community.redis import RedisContainer
     except ImportError:
-        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
-        from testcontainers.redis import RedisContainer  # type: ignore[no-redef]
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef,unused-ignore]
+        from testcontainers.redis import RedisContainer  # type: ignore[no-redef,unused-ignore]
     return PostgresContainer, RedisContainer
 
 
 # --- ownership, leftovers and the reaper ------------------------------------------------------------
+
 
 def _start_time(pid: int) -> str:
     """The kernel's start time of ``pid`` (clock ticks since boot): tells a live owner from pid reuse."""
@@ -190,8 +203,11 @@ def remove_leftovers() -> list[str]:
     removed = []
     for entry in labelled(LABEL_OWNER):
         labels = entry.get("Labels") or {}
-        if labels.get(LABEL_RUN) != _RUN_ID and not _owner_alive(labels.get(LABEL_OWNER, "")) \
-                and remove_container(entry["Id"]):
+        if (
+            labels.get(LABEL_RUN) != _RUN_ID
+            and not _owner_alive(labels.get(LABEL_OWNER, ""))
+            and remove_container(entry["Id"])
+        ):
             removed.append(str((entry.get("Names") or ["?"])[0]).lstrip("/"))
     return removed
 
@@ -210,19 +226,29 @@ def _ensure_reaper() -> None:
         remove_leftovers()
         _reaper = subprocess.Popen(
             [sys.executable, "-m", "makrx_contracts.harness.services.reaper", str(os.getpid()), _RUN_ID],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C to the terminal's process group must not end it
         )
 
 
 # --- one container ------------------------------------------------------------------------------------
 
+
 class _Container:
     """A testcontainers container on a pinned host port: start (retrying a port lost to a race),
     readiness through the caller's probe, stop/start keeping port and data, pause, remove."""
 
-    def __init__(self, kind: str, make: Callable[[], Any], inner_port: int, probe: Callable[[int], object],
-                 transient: tuple[type[BaseException], ...], start_timeout: float) -> None:
+    def __init__(
+        self,
+        kind: str,
+        make: Callable[[], Any],
+        inner_port: int,
+        probe: Callable[[int], object],
+        transient: tuple[type[BaseException], ...],
+        start_timeout: float,
+    ) -> None:
         self.kind = kind
         self.make = make
         self.inner_port = inner_port
@@ -256,8 +282,10 @@ class _Container:
                 if not isinstance(exc, Exception):
                     raise
                 text = str(exc)
-                if re.search(r"port is already allocated|address already in use", text, re.I) \
-                        and attempt < _PORT_ATTEMPTS:
+                if (
+                    re.search(r"port is already allocated|address already in use", text, re.I)
+                    and attempt < _PORT_ATTEMPTS
+                ):
                     continue
                 raise self._start_error(exc) from exc
             break
@@ -270,13 +298,15 @@ class _Container:
     def _start_error(self, exc: Exception) -> ServiceError:
         image = getattr(self.tc, "image", "?")
         text = _one_line(exc)
-        if re.search(r"pull access denied|not found|manifest unknown|no such host|dial tcp|timeout", text, re.I) \
-                and not _image_present(image):
+        if re.search(
+            r"pull access denied|not found|manifest unknown|no such host|dial tcp|timeout", text, re.I
+        ) and not _image_present(image):
             return ServiceError(
                 f"the {self.kind} image {image!r} is not present locally and could not be pulled",
                 fix=f"build the local images (bash ci/docker-setup.sh), or docker pull {image} where a registry "
-                    f"is reachable, or name a local image with {IMAGE_OPTIONS[self.kind]}",
-                details=text)
+                f"is reachable, or name a local image with {IMAGE_OPTIONS[self.kind]}",
+                details=text,
+            )
         return ServiceError(f"could not start the {self.kind} container from {image!r}", fix=_FIX_ENGINE, details=text)
 
     def _container(self) -> Any:
@@ -284,7 +314,7 @@ class _Container:
 
     def logs(self, lines: int = 30) -> str:
         try:
-            return self._container().logs(tail=lines).decode("utf-8", "replace")
+            return str(self._container().logs(tail=lines).decode("utf-8", "replace"))
         except Exception:
             return ""
 
@@ -292,16 +322,27 @@ class _Container:
         def exited() -> str | None:
             container = self._container()
             container.reload()
-            return None if container.status in ("running", "created", "restarting") else \
-                f"the container is {container.status}"
+            return (
+                None
+                if container.status in ("running", "created", "restarting")
+                else f"the container is {container.status}"
+            )
 
         try:
-            wait_for(lambda: self.probe(self.port), what=f"{self.kind} in container {self.name} on "
-                     f"{self.host}:{self.port}", timeout=self.start_timeout, interval=0.01,
-                     transient=self.transient, abort=exited)
+            wait_for(
+                lambda: self.probe(self.port),
+                what=f"{self.kind} in container {self.name} on {self.host}:{self.port}",
+                timeout=self.start_timeout,
+                interval=0.01,
+                transient=self.transient,
+                abort=exited,
+            )
         except TimeoutError as exc:
-            raise ServiceError(f"the {self.kind} container did not become ready: {exc}",
-                               fix=f"docker logs {self.name}", details=self.logs()) from None
+            raise ServiceError(
+                f"the {self.kind} container did not become ready: {exc}",
+                fix=f"docker logs {self.name}",
+                details=self.logs(),
+            ) from None
 
     def stop(self) -> None:
         if self.tc is None or self.closed:
@@ -321,9 +362,11 @@ class _Container:
             try:
                 container.start()
             except Exception as exc:
-                raise ServiceError(f"cannot restart the {self.kind} container on {self.host}:{self.port}",
-                                   fix="another process may hold the port now: stop it",
-                                   details=_one_line(exc)) from exc
+                raise ServiceError(
+                    f"cannot restart the {self.kind} container on {self.host}:{self.port}",
+                    fix="another process may hold the port now: stop it",
+                    details=_one_line(exc),
+                ) from exc
         self.await_ready()
 
     def pause(self) -> None:
@@ -350,6 +393,7 @@ class _Container:
 
 
 # --- services -----------------------------------------------------------------------------------------
+
 
 class _ContainerFaults:
     """Fault injection on a service's ``_container``: stop/start keep the pinned port (and the data)."""
@@ -402,8 +446,14 @@ class DockerPostgres(_ContainerFaults, PostgresService):
             container = _Postgres(image, username=PG_USER, password=self.password, dbname=PG_DB, driver=None)
             return container.with_command(PG_COMMAND)
 
-        self._container = _Container("postgres", make, 5432, self._probe,
-                                     transient=(psycopg.OperationalError, OSError), start_timeout=start_timeout)
+        self._container = _Container(
+            "postgres",
+            make,
+            5432,
+            self._probe,
+            transient=(psycopg.OperationalError, OSError),
+            start_timeout=start_timeout,
+        )
         self.host = self._container.host
         self._container.run()
         self.version = self._server_version()
@@ -422,14 +472,18 @@ class DockerPostgres(_ContainerFaults, PostgresService):
 
     def _probe(self, port: int) -> bool:
         try:
-            with psycopg.connect(host=self.host, port=port, user=PG_USER, password=self.password, dbname=PG_DB,
-                                 connect_timeout=2):
+            with psycopg.connect(
+                host=self.host, port=port, user=PG_USER, password=self.password, dbname=PG_DB, connect_timeout=2
+            ):
                 return True
         except psycopg.OperationalError as exc:
             if re.search(r"password authentication failed|role .* does not exist", str(exc)):
-                raise ServiceError(f"the {self.image} container refused the harness's login",
-                                   fix=f"use an image that honours POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB "
-                                       f"({IMAGE_OPTIONS['postgres']})", details=str(exc)) from exc
+                raise ServiceError(
+                    f"the {self.image} container refused the harness's login",
+                    fix=f"use an image that honours POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB "
+                    f"({IMAGE_OPTIONS['postgres']})",
+                    details=str(exc),
+                ) from exc
             raise
 
     def _server_version(self) -> str:
@@ -462,9 +516,14 @@ class DockerRedis(_ContainerFaults, RedisService):
                 container._wait_strategy = None  # the stock PING wait polls once a second
             return container
 
-        self._container = _Container("redis", make, 6379, self._probe,
-                                     transient=(redis.ConnectionError, redis.TimeoutError, OSError),
-                                     start_timeout=start_timeout)
+        self._container = _Container(
+            "redis",
+            make,
+            6379,
+            self._probe,
+            transient=(redis.ConnectionError, redis.TimeoutError, OSError),
+            start_timeout=start_timeout,
+        )
         self.host = self._container.host
         self._container.run()
         with self.client() as client:
@@ -496,6 +555,7 @@ class DockerRedis(_ContainerFaults, RedisService):
 
 # --- provider -----------------------------------------------------------------------------------------
 
+
 class DockerProvider(Provider):
     """Servers in Docker containers via testcontainers, from ``images`` (default ``redis:7``, ``postgres:16``).
 
@@ -519,8 +579,10 @@ class DockerProvider(Provider):
             except Exception as exc:
                 return f"the Docker engine could not inspect image {image} ({_one_line(exc)})"
             if not present:
-                return (f"image {image} is not present locally (auto never pulls; docker pull {image}, or "
-                        "--makrx-services=docker pulls it)")
+                return (
+                    f"image {image} is not present locally (auto never pulls; docker pull {image}, or "
+                    "--makrx-services=docker pulls it)"
+                )
         return None
 
     def fix(self, kind: str) -> str:

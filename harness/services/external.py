@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ..errors import ServiceError
 from .base import PostgresService, RedisService, redacted
 
-__all__ = ["ExternalPostgres", "ExternalRedis", "CHECK_TIMEOUT", "DATABASE_URL_OPTION", "REDIS_URL_OPTION"]
+__all__ = ["CHECK_TIMEOUT", "DATABASE_URL_OPTION", "REDIS_URL_OPTION", "ExternalPostgres", "ExternalRedis"]
 
 CHECK_TIMEOUT = 3  # seconds a given URL has to answer before the run gives up on it
 DATABASE_URL_OPTION = "--makrx-database-url (env MAKRX_DATABASE_URL)"
@@ -61,13 +61,14 @@ class ExternalPostgres(PostgresService):
                 fix="pass postgresql://USER:PASSWORD@HOST:PORT/DBNAME",
             )
         # SQLAlchemy spellings (postgresql+psycopg://) name a driver; libpq wants the plain scheme.
-        url = "postgresql" + url[len(scheme):]
+        url = "postgresql" + url[len(scheme) :]
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
             raise ServiceError(
                 f"{DATABASE_URL_OPTION} cannot be parsed: {redacted(url)!r}",
-                fix="pass postgresql://USER:PASSWORD@HOST:PORT/DBNAME", details=str(exc),
+                fix="pass postgresql://USER:PASSWORD@HOST:PORT/DBNAME",
+                details=str(exc),
             ) from exc
         self._given_url = url
         self.host = str(params.get("host") or "localhost")
@@ -79,8 +80,7 @@ class ExternalPostgres(PostgresService):
 
     def _check(self, timeout: float) -> None:
         try:
-            with psycopg.connect(self._given_url, connect_timeout=max(2, round(timeout)),
-                                 autocommit=True) as conn:
+            with psycopg.connect(self._given_url, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
             raise ServiceError(
@@ -144,8 +144,11 @@ class ExternalRedis(RedisService):
         try:
             pool = redis.ConnectionPool.from_url(url)
         except ValueError as exc:
-            raise ServiceError(f"{REDIS_URL_OPTION} cannot be parsed: {redacted(url)!r}",
-                               fix="pass redis://[:PASSWORD@]HOST:PORT/DB", details=str(exc)) from exc
+            raise ServiceError(
+                f"{REDIS_URL_OPTION} cannot be parsed: {redacted(url)!r}",
+                fix="pass redis://[:PASSWORD@]HOST:PORT/DB",
+                details=str(exc),
+            ) from exc
         kwargs = pool.connection_kwargs
         pool.disconnect()
         self.host = str(kwargs.get("host") or kwargs.get("path") or "localhost")
@@ -168,7 +171,7 @@ class ExternalRedis(RedisService):
     @staticmethod
     def _databases(client: redis.Redis) -> int:
         try:
-            return int(client.config_get("databases").get("databases", _DEFAULT_DATABASES))
+            return int(client.config_get("databases").get("databases") or _DEFAULT_DATABASES)
         except (redis.ResponseError, ValueError):
             return _DEFAULT_DATABASES
 
@@ -176,15 +179,17 @@ class ExternalRedis(RedisService):
         order = [self.given_db] + [db for db in range(databases) if db != self.given_db]
         try:
             for db in order:
-                with redis.Redis.from_url(_with_db(self.given_url, db), socket_connect_timeout=CHECK_TIMEOUT,
-                                          socket_timeout=CHECK_TIMEOUT) as client:
-                    if client.eval(_CLAIM, 1, CLAIM_KEY, self.run_id, CLAIM_LEASE_SECONDS,
-                                   int(db == self.given_db)):
+                with redis.Redis.from_url(
+                    _with_db(self.given_url, db), socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT
+                ) as client:
+                    if client.eval(_CLAIM, 1, CLAIM_KEY, self.run_id, CLAIM_LEASE_SECONDS, int(db == self.given_db)):
                         return db
         except redis.RedisError as exc:
-            raise ServiceError(f"could not claim a database of the Redis at {redacted(self.given_url)}",
-                               fix="the harness needs EVAL, SET and FLUSHDB on that server",
-                               details=str(exc).strip()) from exc
+            raise ServiceError(
+                f"could not claim a database of the Redis at {redacted(self.given_url)}",
+                fix="the harness needs EVAL, SET and FLUSHDB on that server",
+                details=str(exc).strip(),
+            ) from exc
         raise ServiceError(
             f"no free database on the Redis at {redacted(self.given_url)}: database {self.given_db} and every "
             f"empty one of its {databases} are claimed by other makrx-contracts runs (key {CLAIM_KEY})",

@@ -53,8 +53,9 @@ class Services:
     def __enter__(self) -> Services:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -111,8 +112,7 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
             skipped.append(f"{provider.name}: {why_not}")
         else:
             tried = "; ".join([f"external: no {_OPTION_LONG[kind]} given", *skipped])
-            raise ServiceError(f"no provider can supply {_LABEL[kind]} (tried {tried})",
-                               fix=providers[-1].fix(kind))
+            raise ServiceError(f"no provider can supply {_LABEL[kind]} (tried {tried})", fix=providers[-1].fix(kind))
     return plan
 
 
@@ -129,8 +129,12 @@ def _describe(service: PostgresService | RedisService, label: str) -> str | None
     return text
 
 
-def _reason(plan: dict[str, _Choice], mode: str, urls: dict[str, str | None],
-            services: dict[str, PostgresService | RedisService]) -> str:
+def _reason(
+    plan: dict[str, _Choice],
+    mode: str,
+    urls: dict[str, str | None],
+    services: dict[str, PostgresService | RedisService],
+) -> str:
     pg, rd = plan["postgres"], plan["redis"]
     if pg.name == rd.name and pg.cause == rd.cause and pg.skipped == rd.skipped:
         if pg.cause == "url":
@@ -150,8 +154,14 @@ def _reason(plan: dict[str, _Choice], mode: str, urls: dict[str, str | None],
     return "; ".join(parts)
 
 
-def choose(mode: str = "auto", *, redis_url: str | None = None, database_url: str | None = None,
-           redis_image: str | None = None, postgres_image: str | None = None) -> str:
+def choose(
+    mode: str = "auto",
+    *,
+    redis_url: str | None = None,
+    database_url: str | None = None,
+    redis_image: str | None = None,
+    postgres_image: str | None = None,
+) -> str:
     """Which provider would serve a run, and why, without starting anything (the run header's line)."""
     images = {"redis": redis_image, "postgres": postgres_image}
     providers = [cls(workdir=Path("."), images=images) for cls in CHAIN]
@@ -211,5 +221,9 @@ def provide_services(
     postgres, redis = started["postgres"], started["redis"]
     assert isinstance(postgres, PostgresService) and isinstance(redis, RedisService)
     names = {plan[kind].name for kind in SERVICE_KINDS}
-    return Services(postgres=postgres, redis=redis, provider=names.pop() if len(names) == 1 else "mixed",
-                    reason=_reason(plan, mode, urls, started))
+    return Services(
+        postgres=postgres,
+        redis=redis,
+        provider=names.pop() if len(names) == 1 else "mixed",
+        reason=_reason(plan, mode, urls, started),
+    )

@@ -6,7 +6,8 @@ The harness runs this file as a script with the backend's own interpreter (which
 harness installed), so it uses the standard library only: `python forkserver.py CWD NAME`, the module
 list as one JSON line on stdin. It listens on the abstract Unix socket NAME (no file to clean up;
 several clients: every xdist
-worker of a run) for JSON lines — ``{"op": "status"}`` answered ``{"threads": N, "failed": [...], "python_env": {...}}``,
+worker of a run) for JSON lines — ``{"op": "status"}`` answered
+``{"threads": N, "failed": [...], "python_env": {...}}``,
 ``{"op": "spawn", ...}`` answered ``{"pid": N}``, ``{"op": "poll", "pid": N}`` answered
 ``{"code": int | null}`` — and accepts them only once the imports are done. It ends when its stdin
 closes; its children die with it (PR_SET_PDEATHSIG), as it dies with the process that started it.
@@ -70,7 +71,7 @@ def _child(request: dict[str, Any], server: int, devnull: int, leading: int) -> 
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except Exception:  # noqa: BLE001 - a closed stream must not keep the child from exiting
+            except Exception:
                 pass
         os._exit(code or 0)
 
@@ -80,7 +81,7 @@ def _preload(modules: list[str]) -> list[str]:
     for name in modules:
         try:
             importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a module that cannot load is only not preloaded
+        except Exception as exc:
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
         except SystemExit as exc:
             failed.append(f"{name}: SystemExit: {exc}")
@@ -99,9 +100,12 @@ def serve(cwd: str, name: str) -> None:
     modules = json.loads(os.fdopen(os.dup(control), "rb").readline() or b"[]")
     failed = _preload(modules)
     # Forking a process with threads copies locks held by threads that do not exist in the child.
-    status = {"threads": threading.active_count(), "failed": failed,
-              # Read by the interpreter at start: a run that needs other values cannot be forked from here.
-              "python_env": {k: v for k, v in os.environ.items() if k.startswith("PYTHON")}}
+    status = {
+        "threads": threading.active_count(),
+        "failed": failed,
+        # Read by the interpreter at start: a run that needs other values cannot be forked from here.
+        "python_env": {k: v for k, v in os.environ.items() if k.startswith("PYTHON")},
+    }
     server = os.getpid()
     codes: dict[int, int] = {}
 

@@ -24,19 +24,29 @@ from ..client import tls_context
 from ..errors import TargetError
 from ..ports import free_port
 from ..process import ManagedProcess, OwnedProcess, stop_all, tail
+from ..services.base import RedisService
 from ..waiting import wait_for
 from .alembic import alembic_layout
 from .preload import ForkServer, ForkServerClient, ForkServerError, preload_modules
 from .resolve import TargetSpec
 from .settings import placeholders_in
 
-__all__ = ["RunningTarget", "TargetLauncher", "MigrationResult", "JWKS_TTL_SECONDS"]
+__all__ = ["JWKS_TTL_SECONDS", "MigrationResult", "RunningTarget", "TargetLauncher"]
 
 # Short, so a retired key's tokens expire from the backend's cache within a test's patience.
 JWKS_TTL_SECONDS = 3
 # The harness decides these; inherited values would make runs depend on the developer's shell.
-_SCRUBBED = ("KEYCLOAK_", "DATABASE_URL", "REDIS_URL", "CORS_ORIGINS", "TRUST_PROXY", "ENVIRONMENT", "PORT",
-             "WEB_CONCURRENCY", "MAKRX_")
+_SCRUBBED = (
+    "KEYCLOAK_",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CORS_ORIGINS",
+    "TRUST_PROXY",
+    "ENVIRONMENT",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "MAKRX_",
+)
 
 
 class _Issuer(Protocol):
@@ -56,7 +66,7 @@ class _Services(Protocol):
     postgres: _Postgres
 
     @property
-    def redis(self) -> object: ...
+    def redis(self) -> RedisService: ...
 
 
 @dataclass(frozen=True)
@@ -88,11 +98,13 @@ def _setting_for(error: str, log: str, source: Path | None) -> str | None:
     (``log``: the last lines, where pydantic puts the field that failed)."""
     where = source.name if source else "makrx-contract.toml beside the backend"
     if error.startswith(("ModuleNotFoundError", "ImportError")):
-        return (f"the interpreter lacks the backend's packages: set python = \".venv/bin/python\" (its own venv) "
-                f"in {where}, or pass --makrx-python")
+        return (
+            f'the interpreter lacks the backend\'s packages: set python = ".venv/bin/python" (its own venv) '
+            f"in {where}, or pass --makrx-python"
+        )
     lowered = f"{error}\n{log}".lower()
     if "environment" in lowered and ("development" in lowered or "production" in lowered):
-        return f"the backend rejects ENVIRONMENT=test: set environment = \"development\" (or what it accepts) in {where}"
+        return f'the backend rejects ENVIRONMENT=test: set environment = "development" (or what it accepts) in {where}'
     names = re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", error)
     if names and any(word in lowered for word in ("must be set", "not set", "required", "missing", "keyerror")):
         entries = " ".join(f'{name} = "..."' for name in dict.fromkeys(names))
@@ -132,9 +144,17 @@ class RunningTarget:
 class TargetLauncher:
     """Launches instances of one path target; every instance it starts is stopped by ``close()``."""
 
-    def __init__(self, spec: TargetSpec, *, workdir: Path, services: _Services | None = None,
-                 issuer: _Issuer | None = None, ready_timeout: float = 30.0, python: str | None = None,
-                 fork_server: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: TargetSpec,
+        *,
+        workdir: Path,
+        services: _Services | None = None,
+        issuer: _Issuer | None = None,
+        ready_timeout: float = 30.0,
+        python: str | None = None,
+        fork_server: str | None = None,
+    ) -> None:
         """``services`` and ``issuer`` may be set after construction (before the first instance), so the
         fork server imports the backend's packages while they start. ``fork_server``: the name of a running
         one to use (see ``fork_server``) instead of starting one."""
@@ -163,14 +183,18 @@ class TargetLauncher:
             path = self.spec.path / path
         resolved = shutil.which(str(path))
         if resolved is None:
-            raise TargetError(f"python {python!r} for {self.spec.name} was not found",
-                              fix="set python = \"path/to/venv/bin/python\" (or --makrx-python) to an interpreter "
-                                  "that can import the backend")
+            raise TargetError(
+                f"python {python!r} for {self.spec.name} was not found",
+                fix='set python = "path/to/venv/bin/python" (or --makrx-python) to an interpreter '
+                "that can import the backend",
+            )
         if self.spec.settings.command is None:
             done = subprocess.run([resolved, "-c", "import uvicorn"], capture_output=True, text=True, timeout=60)
             if done.returncode != 0:
-                raise TargetError(f"uvicorn is not installed in {resolved}, the interpreter of {self.spec.name}",
-                                  fix=f"{resolved} -m pip install uvicorn (or set 'command' to how it starts)")
+                raise TargetError(
+                    f"uvicorn is not installed in {resolved}, the interpreter of {self.spec.name}",
+                    fix=f"{resolved} -m pip install uvicorn (or set 'command' to how it starts)",
+                )
         return resolved
 
     def _fork_server(self, name: str | None) -> ForkServerClient | None:
@@ -184,9 +208,13 @@ class TargetLauncher:
             return ForkServerClient(name)
         roots = [root for root in (self.spec.import_root, self.cwd) if root is not None]
         try:
-            return ForkServer(self.python, cwd=self.cwd, env=self._interpreter_env(),
-                              modules=preload_modules(self.spec.path, roots),
-                              log_path=self.workdir / "logs" / f"{self.spec.name}-forkserver.log")
+            return ForkServer(
+                self.python,
+                cwd=self.cwd or Path.cwd(),
+                env=self._interpreter_env(),
+                modules=preload_modules(self.spec.path, roots),
+                log_path=self.workdir / "logs" / f"{self.spec.name}-forkserver.log",
+            )
         except OSError:
             return None
 
@@ -204,11 +232,12 @@ class TargetLauncher:
         python_vars = {k: v for k, v in env.items() if k.startswith("PYTHON")}
         return forks if python_vars == forks.status()["python_env"] else None
 
-    def _start(self, argv: list[str], *, env: Mapping[str, str], log_path: Path, name: str,
-               cwd: Path | None = None) -> OwnedProcess:
+    def _start(
+        self, argv: list[str], *, env: Mapping[str, str], log_path: Path, name: str, cwd: Path | None = None
+    ) -> OwnedProcess:
         """``python -m module ...``: forked when the fork server can, else a new interpreter; in ``cwd``
         (default: the launcher's)."""
-        cwd = cwd or self.cwd
+        cwd = cwd or self.cwd or Path.cwd()
         forks = self._fork_for(env)
         if forks is not None and argv[1:2] == ["-m"]:
             try:
@@ -245,46 +274,72 @@ class TargetLauncher:
         if not template:
             return url
         parts = urlsplit(url)
-        return template.format(user=parts.username, password=parts.password, host=parts.hostname, port=parts.port,
-                               dbname=parts.path.lstrip("/"), url=url)
+        return template.format(
+            user=parts.username,
+            password=parts.password,
+            host=parts.hostname,
+            port=parts.port,
+            dbname=parts.path.lstrip("/"),
+            url=url,
+        )
 
     def facts(self, port: int, database_url: str | None = None, issuer: _Issuer | None = None) -> dict[str, str]:
         """What `[env]` values and `command` may name as placeholders (settings.PLACEHOLDERS): the issuer
         and database (default: the target's), Redis of this run and the instance's port."""
         issuer = issuer or self.issuer
         assert issuer is not None, "set TargetLauncher.issuer before starting instances"
-        return {"issuer_url": issuer.issuer_url, "keycloak_url": issuer.base_url, "realm": issuer.realm,
-                "client_id": self.spec.client_id, "jwks_url": issuer.jwks_url, "database_url": database_url or self.database_url(),
-                "redis_url": str(self._services().redis.url), "port": str(port)}
+        return {
+            "issuer_url": issuer.issuer_url,
+            "keycloak_url": issuer.base_url,
+            "realm": issuer.realm,
+            "client_id": self.spec.client_id,
+            "jwks_url": issuer.jwks_url,
+            "database_url": database_url or self.database_url(),
+            "redis_url": str(self._services().redis.url),
+            "port": str(port),
+        }
 
     def base_env(self, port: int, database_url: str | None = None, issuer: _Issuer | None = None) -> dict[str, str]:
         """The environment of an instance on ``port`` (or of alembic, port 0) using ``database_url`` (in the
         backend's form) and trusting ``issuer``; default: the target's database and the run's issuer."""
         env = self._interpreter_env()
         facts = self.facts(port, database_url, issuer)
-        env.update({
-            "KEYCLOAK_URL": facts["keycloak_url"],
-            "KEYCLOAK_REALM": facts["realm"],
-            "KEYCLOAK_CLIENT_ID": facts["client_id"],
-            "KEYCLOAK_ISSUER": facts["issuer_url"],
-            "KEYCLOAK_VERIFY_AUD": "true",
-            "KEYCLOAK_USE_JWKS": "true",
-            "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
-            "DATABASE_URL": facts["database_url"],
-            "REDIS_URL": facts["redis_url"],
-            "TRUST_PROXY": "false",
-            "ENVIRONMENT": self.spec.settings.environment,
-            "PORT": str(port),
-        })
+        env.update(
+            {
+                "KEYCLOAK_URL": facts["keycloak_url"],
+                "KEYCLOAK_REALM": facts["realm"],
+                "KEYCLOAK_CLIENT_ID": facts["client_id"],
+                "KEYCLOAK_ISSUER": facts["issuer_url"],
+                "KEYCLOAK_VERIFY_AUD": "true",
+                "KEYCLOAK_USE_JWKS": "true",
+                "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
+                "DATABASE_URL": facts["database_url"],
+                "REDIS_URL": facts["redis_url"],
+                "TRUST_PROXY": "false",
+                "ENVIRONMENT": self.spec.settings.environment,
+                "PORT": str(port),
+            }
+        )
         env.update({k: v.format_map(facts) for k, v in self.spec.settings.env.items()})
         return env
 
     def _argv(self, port: int) -> list[str]:
         if self.spec.settings.command:
             return shlex.split(self.spec.settings.command.format_map({**self.facts(port), "python": self.python}))
-        return [self.python, "-m", "uvicorn", str(self.spec.app), "--host", "127.0.0.1", "--port", str(port),
-                # Otherwise uvicorn trusts X-Forwarded-For from loopback and TRUST_PROXY cannot be tested.
-                "--no-proxy-headers", "--timeout-graceful-shutdown", "2"]
+        return [
+            self.python,
+            "-m",
+            "uvicorn",
+            str(self.spec.app),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            # Otherwise uvicorn trusts X-Forwarded-For from loopback and TRUST_PROXY cannot be tested.
+            "--no-proxy-headers",
+            "--timeout-graceful-shutdown",
+            "2",
+        ]
 
     def migrate(self, env: Mapping[str, str]) -> MigrationResult | None:
         """`alembic upgrade head` when the target ships alembic.ini (as a deploy would before start)."""
@@ -298,8 +353,9 @@ class TargetLauncher:
         where its script_location resolves (`alembic.py`)."""
         return self.alembic(ini, env, "upgrade", "head", timeout=timeout)
 
-    def alembic(self, ini: Path, env: Mapping[str, str], *command: str, timeout: float = 120.0,
-                max_bytes: int = 4000) -> MigrationResult:
+    def alembic(
+        self, ini: Path, env: Mapping[str, str], *command: str, timeout: float = 120.0, max_bytes: int = 4000
+    ) -> MigrationResult:
         """Run `alembic -c INI <command>` as :meth:`upgrade_head` does; the output's last ``max_bytes``."""
         argv = [self.python, "-m", "alembic", "-c", str(ini), *command]
         self._migrations += 1
@@ -309,12 +365,14 @@ class TargetLauncher:
         finished = process.wait(timeout)
         code = process.stop()
         if not finished or code is None:
-            return MigrationResult(shlex.join(argv), -1, f"alembic {' '.join(command)} did not finish within "
-                                   f"{timeout:.0f} s", hung=True)
+            return MigrationResult(
+                shlex.join(argv), -1, f"alembic {' '.join(command)} did not finish within {timeout:.0f} s", hung=True
+            )
         return MigrationResult(shlex.join(argv), code, tail(log_path, lines=100_000, max_bytes=max_bytes))
 
-    def spawn(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None,
-              issuer: _Issuer | None = None) -> RunningTarget:
+    def spawn(
+        self, env: Mapping[str, str | None] | None = None, *, name: str | None = None, issuer: _Issuer | None = None
+    ) -> RunningTarget:
         """Start one instance without waiting for it to answer (``ready()`` waits), so a fixture can boot
         it beside another; ``env`` overrides the base environment (None removes a variable); ``issuer``:
         the Keycloak it trusts instead of the run's. The first instance runs the migrations before it starts."""
@@ -333,8 +391,14 @@ class TargetLauncher:
         log_path = self.workdir / "logs" / f"{label}.log"
         with timings.phase("backend boot"):
             process = self._start(self._argv(port), env=full_env, log_path=log_path, name=label)
-        target = RunningTarget(spec=self.spec, base_url=f"http://127.0.0.1:{port}", env=full_env,
-                               process=process, log_path=log_path, migration=self._migration)
+        target = RunningTarget(
+            spec=self.spec,
+            base_url=f"http://127.0.0.1:{port}",
+            env=full_env,
+            process=process,
+            log_path=log_path,
+            migration=self._migration,
+        )
         self._instances.append(target)
         return target
 
@@ -361,8 +425,9 @@ class TargetLauncher:
             target.process.send_signal(signal.SIGTERM)
 
     @contextmanager
-    def instance(self, env: Mapping[str, str | None] | None = None, *, name: str | None = None
-                 ) -> Iterator[RunningTarget]:
+    def instance(
+        self, env: Mapping[str, str | None] | None = None, *, name: str | None = None
+    ) -> Iterator[RunningTarget]:
         """A separate instance for the duration of a block (e.g. with CORS_ORIGINS set)."""
         target = self.launch(env, name=name)
         try:
@@ -386,8 +451,13 @@ class TargetLauncher:
             return None if code is None else f"the process exited with code {code}"
 
         try:
-            wait_for(answers, what=f"{self.spec.name} to answer on {target.base_url}", timeout=self.ready_timeout,
-                     transient=(httpx.TransportError,), abort=died)
+            wait_for(
+                answers,
+                what=f"{self.spec.name} to answer on {target.base_url}",
+                timeout=self.ready_timeout,
+                transient=(httpx.TransportError,),
+                abort=died,
+            )
         except TimeoutError as exc:
             raise self._start_error(target, str(exc)) from None
         finally:
@@ -398,21 +468,30 @@ class TargetLauncher:
         log = "\n".join(full.splitlines()[-8:])
         cmd = shlex.join(self._argv(int(target.env["PORT"])))
         if "address already in use" in full.lower():
-            return TargetError(f"{self.spec.name} could not bind its port ({reason})",
-                               fix="another program holds the port: stop it, or let the harness pick the port "
-                                   "(use {port} in the per-target 'command')", details=log)
+            return TargetError(
+                f"{self.spec.name} could not bind its port ({reason})",
+                fix="another program holds the port: stop it, or let the harness pick the port "
+                "(use {port} in the per-target 'command')",
+                details=log,
+            )
         error = _last_error_line(full)
         if error is not None:
             setting = _setting_for(error, log, self.spec.settings.source)
             fix = f"run the same command yourself to see it: cd {self.cwd} && {cmd}"
-            return TargetError(f"{self.spec.name} failed to start: {error}",
-                               fix=f"{setting}; or {fix}" if setting else fix, details=log)
+            return TargetError(
+                f"{self.spec.name} failed to start: {error}",
+                fix=f"{setting}; or {fix}" if setting else fix,
+                details=log,
+            )
         if target.process and target.process.exit_code() is None:
-            return TargetError(f"{self.spec.name} started but never answered HTTP ({reason})",
-                               fix="raise --makrx-ready-timeout if it boots slowly, or check what it waits for",
-                               details=log)
-        return TargetError(f"{self.spec.name} exited before answering ({reason})",
-                           fix=f"run: cd {self.cwd} && {cmd}", details=log)
+            return TargetError(
+                f"{self.spec.name} started but never answered HTTP ({reason})",
+                fix="raise --makrx-ready-timeout if it boots slowly, or check what it waits for",
+                details=log,
+            )
+        return TargetError(
+            f"{self.spec.name} exited before answering ({reason})", fix=f"run: cd {self.cwd} && {cmd}", details=log
+        )
 
     def close(self) -> None:
         """Stop every instance still running (all at once) and the fork server."""
@@ -427,7 +506,6 @@ def _last_error_line(log: str) -> str | None:
     """The exception line that ended a traceback (or uvicorn's own error line), if there is one."""
     for line in reversed(log.splitlines()):
         stripped = line.strip()
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", stripped) \
-                or stripped.startswith("ERROR:"):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", stripped) or stripped.startswith("ERROR:"):
             return stripped[:300]
     return None

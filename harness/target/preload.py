@@ -24,14 +24,26 @@ from typing import Any
 from ..process import OwnedProcess, _child_setup
 from .source import parse, python_files
 
-__all__ = ["ForkServer", "ForkServerClient", "ForkedProcess", "ForkServerError", "preload_modules"]
+__all__ = ["ForkServer", "ForkServerClient", "ForkServerError", "ForkedProcess", "preload_modules"]
 
 _SERVER = Path(__file__).with_name("forkserver.py")
 # What `python -m uvicorn` and `python -m alembic` import on their way to the app.
-_RUNNERS = ("uvicorn.main", "uvicorn.config", "uvicorn.server", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
-            "uvicorn.protocols.http.auto", "uvicorn.protocols.websockets.auto", "uvicorn.lifespan.on",
-            "uvloop", "httptools", "alembic.config", "alembic.command", "alembic.runtime.migration",
-            "alembic.runtime.environment")
+_RUNNERS = (
+    "uvicorn.main",
+    "uvicorn.config",
+    "uvicorn.server",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.asyncio",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on",
+    "uvloop",
+    "httptools",
+    "alembic.config",
+    "alembic.command",
+    "alembic.runtime.migration",
+    "alembic.runtime.environment",
+)
 
 
 class ForkServerError(OSError):
@@ -117,16 +129,25 @@ class ForkServerClient:
     def usable(self) -> bool:
         """Whether forking is safe: the preload left no thread running (a fork copies no threads)."""
         try:
-            return self.status()["threads"] == 1
+            return bool(self.status()["threads"] == 1)
         except ForkServerError:
             return False
 
-    def spawn(self, module: str, args: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Path,
-              name: str) -> ForkedProcess:
+    def spawn(
+        self, module: str, args: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Path, name: str
+    ) -> ForkedProcess:
         """Fork `python -m module args` with exactly ``env`` in ``cwd``, output appended to ``log_path``."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        reply = self.request({"op": "spawn", "module": module, "args": list(args), "env": dict(env),
-                              "cwd": str(cwd), "log": str(log_path)})
+        reply = self.request(
+            {
+                "op": "spawn",
+                "module": module,
+                "args": list(args),
+                "env": dict(env),
+                "cwd": str(cwd),
+                "log": str(log_path),
+            }
+        )
         return ForkedProcess(self, reply["pid"], argv=[module, *args], log_path=log_path, name=name)
 
     def poll(self, pid: int) -> int | None:
@@ -146,15 +167,23 @@ class ForkServer(ForkServerClient):
     connection to it. It returns at once: the imports run while the caller goes on. Other processes
     (xdist workers) reach it as ``ForkServerClient(server.name)``."""
 
-    def __init__(self, python: str, *, cwd: Path, env: Mapping[str, str], modules: Sequence[str],
-                 log_path: Path) -> None:
+    def __init__(
+        self, python: str, *, cwd: Path, env: Mapping[str, str], modules: Sequence[str], log_path: Path
+    ) -> None:
         super().__init__(f"makrx-forkserver-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         self.env = dict(env)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
-            self._popen = subprocess.Popen([python, str(_SERVER), str(cwd), self.name], stdin=subprocess.PIPE,
-                                           stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=cwd,
-                                           start_new_session=True, preexec_fn=lambda: _child_setup(None, None))
+            self._popen = subprocess.Popen(
+                [python, str(_SERVER), str(cwd), self.name],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=lambda: _child_setup(None, None),
+            )
         assert self._popen.stdin is not None
         self._popen.stdin.write(json.dumps(list(modules)).encode() + b"\n")
         self._popen.stdin.flush()

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .settings import TargetSettings, load_settings
 
-__all__ = ["TargetSpec", "resolve_target", "REFERENCE_APP_DIR"]
+__all__ = ["REFERENCE_APP_DIR", "TargetSpec", "resolve_target"]
 
 REFERENCE_APP_DIR = Path(__file__).resolve().parents[2] / "reference_app"
 _FIX = "pass --makrx-target=<backend directory>, 'reference', or an http(s):// URL of a running backend"
@@ -76,12 +76,19 @@ def resolve_target(raw: str, config_file: Path | None = None, base: Path | None 
     module_attr = settings.app or "main:app"
     module, _, attr = module_attr.partition(":")
     if not attr:
-        raise ConfigError(f"app {module_attr!r} has no ':attribute'", fix="set app = \"main:app\" (module:attribute)")
+        raise ConfigError(f"app {module_attr!r} has no ':attribute'", fix='set app = "main:app" (module:attribute)')
     if settings.app is None and settings.command is None and not (directory / "main.py").is_file():
-        raise ConfigError(f"no main.py in {directory}, so there is no app to start",
-                          fix="point --makrx-target at the backend's directory, or set app = \"module:attr\" "
-                              "in [tool.makrx-contract]")
+        raise ConfigError(
+            f"no main.py in {directory}, so there is no app to start",
+            fix='point --makrx-target at the backend\'s directory, or set app = "module:attr" in [tool.makrx-contract]',
+        )
     # `main:app` is inside the package; `backends.makrcave.main:app` (how teams write it) is already whole.
     qualified = f"{package}.{module}" if package and not module.startswith(f"{package}.") else module
-    return TargetSpec(raw=raw, name=directory.name, path=directory, import_root=import_root,
-                      app=f"{qualified}:{attr}", settings=settings)
+    return TargetSpec(
+        raw=raw,
+        name=directory.name,
+        path=directory,
+        import_root=import_root,
+        app=f"{qualified}:{attr}",
+        settings=settings,
+    )

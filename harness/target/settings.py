@@ -11,11 +11,34 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RoleRule", "Waiver", "TargetSettings", "load_settings", "parse_operation", "placeholders_in",
-           "PLACEHOLDERS"]
+__all__ = [
+    "PLACEHOLDERS",
+    "RoleRule",
+    "TargetSettings",
+    "Waiver",
+    "load_settings",
+    "parse_operation",
+    "placeholders_in",
+]
 
-_KNOWN_KEYS = {"app", "command", "env", "environment", "client_id", "rate_limit_path", "roles", "waivers",
-               "cwd", "python", "ready_timeout", "database_url", "migrate", "preload", "auth_probe", "token_roles"}
+_KNOWN_KEYS = {
+    "app",
+    "command",
+    "env",
+    "environment",
+    "client_id",
+    "rate_limit_path",
+    "roles",
+    "waivers",
+    "cwd",
+    "python",
+    "ready_timeout",
+    "database_url",
+    "migrate",
+    "preload",
+    "auth_probe",
+    "token_roles",
+}
 
 
 @dataclass(frozen=True)
@@ -112,12 +135,15 @@ def placeholders_in(value: str, where: str, source: Path | None, known: tuple[st
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
     except ValueError as exc:
-        raise ConfigError(f"{source}: {where} {value!r} is not a valid template ({exc})",
-                          fix="write {{ and }} for literal braces") from None
+        raise ConfigError(
+            f"{source}: {where} {value!r} is not a valid template ({exc})", fix="write {{ and }} for literal braces"
+        ) from None
     unknown = sorted(names - set(known))
     if unknown:
-        raise ConfigError(f"{source}: {where} names unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}",
-                          fix=f"use only: {', '.join('{' + n + '}' for n in known)} (and {{{{ }}}} for literal braces)")
+        raise ConfigError(
+            f"{source}: {where} names unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}",
+            fix=f"use only: {', '.join('{' + n + '}' for n in known)} (and {{{{ }}}} for literal braces)",
+        )
     return names
 
 
@@ -132,11 +158,13 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
     data, source = _find(target_dir, explicit)
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
-        raise ConfigError(f"{source}: unknown per-target key(s) {', '.join(sorted(unknown))}",
-                          fix=f"use only: {', '.join(sorted(_KNOWN_KEYS))}")
+        raise ConfigError(
+            f"{source}: unknown per-target key(s) {', '.join(sorted(unknown))}",
+            fix=f"use only: {', '.join(sorted(_KNOWN_KEYS))}",
+        )
     env = data.get("env", {})
     if not isinstance(env, dict):
-        raise ConfigError(f"{source}: 'env' must be a table of NAME = \"value\"", fix="e.g. [env] SMTP_HOST = \"x\"")
+        raise ConfigError(f"{source}: 'env' must be a table of NAME = \"value\"", fix='e.g. [env] SMTP_HOST = "x"')
     env = {str(k): str(v) for k, v in env.items()}
     for name, value in env.items():
         placeholders_in(value, f"[env] {name}", source)
@@ -145,11 +173,14 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
     roles = []
     for rule in data.get("roles", []):
         try:
-            roles.append(RoleRule(path=rule["path"], method=rule.get("method", "GET").upper(),
-                                  roles=tuple(rule["roles"])))
+            roles.append(
+                RoleRule(path=rule["path"], method=rule.get("method", "GET").upper(), roles=tuple(rule["roles"]))
+            )
         except (KeyError, TypeError):
-            raise ConfigError(f"{source}: each [[roles]] entry needs path, method and roles",
-                              fix='e.g. [[roles]] path = "/api/v1/x" method = "DELETE" roles = ["admin"]') from None
+            raise ConfigError(
+                f"{source}: each [[roles]] entry needs path, method and roles",
+                fix='e.g. [[roles]] path = "/api/v1/x" method = "DELETE" roles = ["admin"]',
+            ) from None
     waivers = []
     for item in data.get("waivers", []):
         try:
@@ -158,9 +189,10 @@ def load_settings(target_dir: Path | None, explicit: Path | None = None) -> Targ
                 expires = dt.date.fromisoformat(expires)
             waivers.append(Waiver(contract=str(item["id"]), reason=str(item["reason"]), expires=expires))
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"{source}: each [[waivers]] entry needs id, reason and expires (a date)",
-                              fix='e.g. [[waivers]] id = "CORS-VARY-ORIGIN" reason = "CDN fix, TICKET-1" '
-                                  'expires = 2027-01-31') from None
+            raise ConfigError(
+                f"{source}: each [[waivers]] entry needs id, reason and expires (a date)",
+                fix='e.g. [[waivers]] id = "CORS-VARY-ORIGIN" reason = "CDN fix, TICKET-1" expires = 2027-01-31',
+            ) from None
     return TargetSettings(
         app=data.get("app"),
         command=data.get("command"),

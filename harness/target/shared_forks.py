@@ -32,8 +32,7 @@ class SharedForkServers:
             if spec.is_url:
                 continue
             try:
-                launcher = TargetLauncher(spec, workdir=self.workdir / spec.display.replace("/", "_"),
-                                          python=python)
+                launcher = TargetLauncher(spec, workdir=self.workdir / spec.display.replace("/", "_"), python=python)
             except HarnessError:
                 continue  # the workers report it, with the fix
             self._launchers.append(launcher)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["python_files", "parse", "mount_prefixes"]
+__all__ = ["mount_prefixes", "parse", "python_files"]
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist", "tests", "test"}
 _MAX_FILES = 2000  # a vendored tree in the backend directory must not make every run read it all

@@ -1,4 +1,5 @@
-"""A deadline for every request: one that outlives it answers 503 in the error shape instead of hanging.
+"""A deadline for every request: one that outlives it answers 503 in the error shape instead of
+hanging.
 
 A frozen database (connections open, nothing answers) blocks a query on a socket no client-side
 timeout covers: libpq's connect_timeout bounds connecting only, and the kernel still acknowledges
@@ -58,5 +59,7 @@ class RequestTimeoutMiddleware:
         task.add_done_callback(_late.discard)
         # Retrieve its outcome when it ends, so a late failure is not reported as never retrieved.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        log.warning("request_timeout", method=scope["method"], path=scope["path"], timeout=self.timeout)
+        log.warning(
+            "request_timeout", method=scope["method"], path=scope["path"], timeout=self.timeout
+        )
         await error_response(scope, 503, "Request timed out")(scope, receive, send)

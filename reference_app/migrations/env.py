@@ -10,8 +10,9 @@ from sqlalchemy import create_engine, pool
 
 
 def _backend_package() -> str:
-    """The backend's dotted name (`reference_app`, or `backends.shop` in a monorepo), from where this file
-    is: alembic loads env.py by path, so it cannot import relatively, and a copy must need no edit."""
+    """The backend's dotted name (`reference_app`, or `backends.shop` in a monorepo), from where
+    this file is: alembic loads env.py by path, so it cannot import relatively, and a copy must need
+    no edit."""
     directory = Path(__file__).resolve().parents[1]
     parts: list[str] = []
     while (directory / "__init__.py").is_file():

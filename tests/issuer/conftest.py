@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.issuer import Issuer
 
 AUDIENCE = "makrcave-api"

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer, catalogue
 from makrx_contracts.harness.issuer._jose import TokenRejected, verify_signature
@@ -192,11 +191,14 @@ def test_a_should_case_is_one_only_the_issuer_could_have_signed(case: catalogue.
     head, payload, signature = token.split(".")
     active = module_issuer.keys.active.public_key
     raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-    assert any(verify_signature(alg, active, f"{head}.{payload}".encode(), raw)
-               for alg in ("RS256", "RS512", "PS256", "ES256")), f"{case.name} is not signed by the active key"
+    assert any(
+        verify_signature(alg, active, f"{head}.{payload}".encode(), raw) for alg in ("RS256", "RS512", "PS256", "ES256")
+    ), f"{case.name} is not signed by the active key"
     # First member wins: payload_duplicate_exp's far-future exp comes before its past one.
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)),
-                        object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+    claims = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)),
+        object_pairs_hook=lambda pairs: dict(reversed(pairs)),
+    )
     assert claims["iss"] == module_issuer.issuer_url
     assert not isinstance(claims.get("exp"), int | float) or claims["exp"] > time.time()
     assert case.level == "SHOULD" and case.verdict is not ACCEPT

@@ -6,7 +6,6 @@ import threading
 
 import httpx
 import pytest
-
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.server import FETCH_KINDS

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer, KeySet
 from makrx_contracts.harness.issuer._seed0 import PRIMES

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer._jose import TokenRejected
 from makrx_contracts.harness.issuer.mutations import (
@@ -62,7 +62,10 @@ def test_sample_is_deterministic_and_covers_every_kind(shared_issuer: Issuer) ->
     first = sample(shared_issuer, AUDIENCE, n=120, seed=7)
     again = sample(shared_issuer, AUDIENCE, n=120, seed=7)
     other = sample(shared_issuer, AUDIENCE, n=120, seed=8)
-    plans = lambda ms: [m.plan for m in ms]
+
+    def plans(ms: list[Any]) -> list[Any]:
+        return [m.plan for m in ms]
+
     assert plans(first) == plans(again) != plans(other)
     assert {m.kind for m in first} == set(KINDS)
     assert any(not m.valid for m in first) and any(m.valid for m in first)
@@ -77,13 +80,17 @@ def test_redacted_cuts_the_signature(shared_issuer: Issuer) -> None:
     assert mutation.expected == "401"
 
 
-@pytest.mark.parametrize("plan", [
-    MutationPlan("header", "header_crit", (("x-makrx",),)),
-    MutationPlan("header", "header_kid", ("makrx-unknown",)),
-    MutationPlan("claims", "claim_exp", (("missing", 0),)),
-    MutationPlan("claims", "claim_exp", (("string", 600),)),
-    MutationPlan("claims", "claim_time", ("iat", ("future", 3600))),
-], ids=lambda plan: f"{plan.operation}{plan.args}")
+@pytest.mark.parametrize(
+    "plan",
+    [
+        MutationPlan("header", "header_crit", (("x-makrx",),)),
+        MutationPlan("header", "header_kid", ("makrx-unknown",)),
+        MutationPlan("claims", "claim_exp", (("missing", 0),)),
+        MutationPlan("claims", "claim_exp", (("string", 600),)),
+        MutationPlan("claims", "claim_time", ("iat", ("future", 3600))),
+    ],
+    ids=lambda plan: f"{plan.operation}{plan.args}",
+)
 def test_an_oddity_only_the_issuer_could_sign_allows_either_answer(shared_issuer: Issuer, plan: MutationPlan) -> None:
     """A strict verifier refuses these, a lenient one (python-jose) accepts them; both are right for
     AUTH-MUTATED-TOKEN (never 5xx), and AUTH-STRICT-TOKEN judges the strictness."""
@@ -93,11 +100,15 @@ def test_an_oddity_only_the_issuer_could_sign_allows_either_answer(shared_issuer
         shared_issuer.verifier(AUDIENCE).verify(mutation.token, now=time.time())
 
 
-@pytest.mark.parametrize("plan", [
-    MutationPlan("claims", "claim_exp", (("past", 3600),)),
-    MutationPlan("claims", "claim_time", ("nbf", ("future", 3600))),
-    MutationPlan("claims", "claim_aud", (("text", "other-api"),)),
-    MutationPlan("header", "header_alg", ("none",)),
-], ids=lambda plan: f"{plan.operation}{plan.args}")
+@pytest.mark.parametrize(
+    "plan",
+    [
+        MutationPlan("claims", "claim_exp", (("past", 3600),)),
+        MutationPlan("claims", "claim_time", ("nbf", ("future", 3600))),
+        MutationPlan("claims", "claim_aud", (("text", "other-api"),)),
+        MutationPlan("header", "header_alg", ("none",)),
+    ],
+    ids=lambda plan: f"{plan.operation}{plan.args}",
+)
 def test_a_token_not_meant_for_us_must_be_refused(shared_issuer: Issuer, plan: MutationPlan) -> None:
     assert not plan.apply(shared_issuer, AUDIENCE).valid

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-
 from makrx_contracts.harness.issuer import catalogue
 from makrx_contracts.harness.issuer.__main__ import main
 from makrx_contracts.harness.issuer.remote import Answer, Issued
@@ -24,6 +23,7 @@ from makrx_contracts.harness.ports import free_port, port_is_bound
 from makrx_contracts.harness.process import ManagedProcess
 from makrx_contracts.harness.target.launcher import JWKS_TTL_SECONDS
 from makrx_contracts.harness.waiting import wait_for
+
 from tests.variants import load_variants
 
 from .test_issuer_standalone import ROOT, _env
@@ -32,20 +32,35 @@ AUDIENCE = "makrx-reference-api"  # the reference app's KEYCLOAK_CLIENT_ID defau
 ME = "/api/v1/me"  # protected, and needs no database
 # What tests/variants/auth-accepts-alg-none.toml lets in: alg none in any spelling, three segments (pyjwt refuses
 # the two-segment no_dot tokens before the variant's shortcut sees them).
-ALG_NONE_CASES = {*(f"alg_{spelling}_trailing_dot" for spelling in ("none", "None", "NONE", "nOnE")),
-                  "alg_none_with_signature"}
+ALG_NONE_CASES = {
+    *(f"alg_{spelling}_trailing_dot" for spelling in ("none", "None", "NONE", "nOnE")),
+    "alg_none_with_signature",
+}
 
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A standalone issuer process; yields its issuer URL."""
     port = free_port()
-    argv = [sys.executable, "-m", "makrx_contracts.harness.issuer", "serve", "--port", str(port), "--quiet",
-            "--audience", AUDIENCE]
+    argv = [
+        sys.executable,
+        "-m",
+        "makrx_contracts.harness.issuer",
+        "serve",
+        "--port",
+        str(port),
+        "--quiet",
+        "--audience",
+        AUDIENCE,
+    ]
     process = ManagedProcess(argv, log_path=tmp_path_factory.mktemp("serve") / "serve.log", env=_env(), name="serve")
     try:
-        wait_for(lambda: port_is_bound(port), what="the standalone issuer's port", timeout=20,
-                 abort=lambda: None if process.exit_code() is None else f"it exited: {process.log_tail()}")
+        wait_for(
+            lambda: port_is_bound(port),
+            what="the standalone issuer's port",
+            timeout=20,
+            abort=lambda: None if process.exit_code() is None else f"it exited: {process.log_tail()}",
+        )
         yield f"http://127.0.0.1:{port}/realms/makrx"
     finally:
         process.stop(timeout=5)
@@ -56,26 +71,40 @@ def _backend(cwd: Path, issuer_url: str, log: Path) -> Iterator[str]:
     """The reference app (or a variant of it) in ``cwd`` under uvicorn, trusting ``issuer_url``; yields its base URL."""
     port = free_port()
     base, _, realm = issuer_url.rpartition("/realms/")
-    scrubbed = ("KEYCLOAK_", "DATABASE_URL", "REDIS_URL", "RATE_LIMIT", "CORS_ORIGINS", "TRUST_PROXY", "ENVIRONMENT",
-                "PORT")
+    scrubbed = (
+        "KEYCLOAK_",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "RATE_LIMIT",
+        "CORS_ORIGINS",
+        "TRUST_PROXY",
+        "ENVIRONMENT",
+        "PORT",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(scrubbed)}
-    env.update({
-        "PYTHONPATH": str(cwd),
-        "KEYCLOAK_URL": base,
-        "KEYCLOAK_REALM": realm,
-        "KEYCLOAK_CLIENT_ID": AUDIENCE,
-        "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
-        "ENVIRONMENT": "test",
-        "RATE_LIMIT_PER_MINUTE": "100000",  # these tests replay the catalogue more than once a minute
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(cwd),
+            "KEYCLOAK_URL": base,
+            "KEYCLOAK_REALM": realm,
+            "KEYCLOAK_CLIENT_ID": AUDIENCE,
+            "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
+            "ENVIRONMENT": "test",
+            "RATE_LIMIT_PER_MINUTE": "100000",  # these tests replay the catalogue more than once a minute
+        }
+    )
     argv = [sys.executable, "-m", "uvicorn", "reference_app.main:app", "--host", "127.0.0.1", "--port", str(port)]
     process = ManagedProcess(argv, log_path=log, env=env, cwd=cwd, name="backend")
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=1) as client:
-            wait_for(lambda: client.get(url + "/health").status_code == 200, what=f"the backend at {url}",
-                     timeout=30, transient=(httpx.TransportError,),
-                     abort=lambda: None if process.exit_code() is None else f"it exited: {process.log_tail()}")
+            wait_for(
+                lambda: client.get(url + "/health").status_code == 200,
+                what=f"the backend at {url}",
+                timeout=30,
+                transient=(httpx.TransportError,),
+                abort=lambda: None if process.exit_code() is None else f"it exited: {process.log_tail()}",
+            )
         yield url
     finally:
         process.stop(timeout=5)
@@ -126,13 +155,15 @@ def _rows(out: str) -> dict[str, list[str]]:
 
 def test_the_curl_line_is_quoted_for_a_shell() -> None:
     line = curl_command("DELETE", "http://127.0.0.1:8000/api/v1/items?x=1&y=2", "a'b.c+d/e!")
-    assert line == ("curl -sS -i -X DELETE -H 'Authorization: Bearer a'\"'\"'b.c+d/e!' "
-                    "'http://127.0.0.1:8000/api/v1/items?x=1&y=2'")
+    assert line == (
+        "curl -sS -i -X DELETE -H 'Authorization: Bearer a'\"'\"'b.c+d/e!' 'http://127.0.0.1:8000/api/v1/items?x=1&y=2'"
+    )
 
 
 def test_a_bad_token_answered_like_the_valid_one_was_accepted() -> None:
-    bad = Issued("t", "http://i/realms/makrx", "api", case="expired", level="MUST", verdict="reject",
-                 statuses=frozenset({401}))
+    bad = Issued(
+        "t", "http://i/realms/makrx", "api", case="expired", level="MUST", verdict="reject", statuses=frozenset({401})
+    )
     control = Issued("t", "http://i/realms/makrx", "api", case="aud_array_with_ours", level="MUST")
     assert judge(bad, Answer(401), valid_status=200).ok
     assert judge(bad, Answer(404), valid_status=404).got == "404 accepted"  # a 404 after auth is what valid gets
@@ -145,8 +176,13 @@ def test_a_bad_token_answered_like_the_valid_one_was_accepted() -> None:
 
 
 def test_token_prints_a_case_token_signed_by_the_running_issuer(serve: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "makrx_contracts.harness.issuer", "token", "--case", "expired",
-                           "--issuer", serve], capture_output=True, text=True, env=_env(), timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "makrx_contracts.harness.issuer", "token", "--case", "expired", "--issuer", serve],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     key = _signing_keys(serve)[jwt.get_unverified_header(token)["kid"]]
@@ -160,8 +196,13 @@ def test_token_without_a_case_is_valid_and_a_prepared_case_says_how_to_restore(
 ) -> None:
     base = serve.rpartition("/realms/")[0]
     code, out, _ = _run(capsys, "token", "--issuer", base, "--audience", "other-api")  # the base URL works too
-    claims = jwt.decode(out.strip(), _signing_keys(serve)[jwt.get_unverified_header(out.strip())["kid"]].key,
-                        algorithms=["RS256"], audience="other-api", issuer=serve)
+    claims = jwt.decode(
+        out.strip(),
+        _signing_keys(serve)[jwt.get_unverified_header(out.strip())["kid"]].key,
+        algorithms=["RS256"],
+        audience="other-api",
+        issuer=serve,
+    )
     assert code == 0 and claims["typ"] == "Bearer"
     try:
         code, out, err = _run(capsys, "token", "--case", "kid_other_key", "--issuer", serve)
@@ -219,8 +260,18 @@ def test_replay_reports_exactly_the_broken_cases_of_a_variant(
 
 
 def test_replay_of_chosen_cases(serve: str, accepts_alg_none: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "replay", accepts_alg_none + ME, "--issuer", serve, "--case", "expired",
-                        "--case", "exp_string", "kid_other_key")
+    code, out, _ = _run(
+        capsys,
+        "replay",
+        accepts_alg_none + ME,
+        "--issuer",
+        serve,
+        "--case",
+        "expired",
+        "--case",
+        "exp_string",
+        "kid_other_key",
+    )
     assert code == 0 and set(_rows(out)) == {"case", "expired", "exp_string", "kid_other_key"}
     assert "3 cases: 3 ok, 0 FAIL" in out
 
@@ -228,13 +279,13 @@ def test_replay_of_chosen_cases(serve: str, accepts_alg_none: str, capsys: pytes
 def test_replay_stops_with_one_line_when_nothing_can_be_judged(
     serve: str, reference: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "replay", f"http://127.0.0.1:{free_port()}{ME}", "--issuer", serve)
+    code, _out, err = _run(capsys, "replay", f"http://127.0.0.1:{free_port()}{ME}", "--issuer", serve)
     assert code == 2 and "no backend answers at" in err and "connection refused" in err
-    code, out, err = _run(capsys, "replay", reference + ME, "--issuer", serve, "--audience", "other-api")
+    code, _out, err = _run(capsys, "replay", reference + ME, "--issuer", serve, "--audience", "other-api")
     assert code == 2 and "does not trust this issuer" in err and "KEYCLOAK_CLIENT_ID=other-api" in err
-    code, out, err = _run(capsys, "replay", reference + "/health", "--issuer", serve)
+    code, _out, err = _run(capsys, "replay", reference + "/health", "--issuer", serve)
     assert code == 2 and "does not ask for a token" in err
-    code, out, err = _run(capsys, "replay", reference + ME, "--issuer", serve, "--case", "expird")
+    code, _out, err = _run(capsys, "replay", reference + ME, "--issuer", serve, "--case", "expird")
     assert code == 2 and "did you mean expired" in err
     assert "Traceback" not in err
 

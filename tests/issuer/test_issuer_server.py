@@ -14,7 +14,6 @@ import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.users import User, UserDirectory
@@ -240,8 +239,10 @@ def test_introspection(issuer: Issuer, http: httpx.Client) -> None:
 
 
 def test_introspection_needs_a_confidential_client() -> None:
-    with Issuer(seed=0, clients={"backend": "s3cret", "frontend": None}).start() as issuer, \
-            httpx.Client(timeout=5) as http:
+    with (
+        Issuer(seed=0, clients={"backend": "s3cret", "frontend": None}).start() as issuer,
+        httpx.Client(timeout=5) as http,
+    ):
         url, token = issuer.oidc_url + "/token/introspect", issuer.mint()
         ok = http.post(url, data={"token": token}, auth=("backend", "s3cret"))
         assert ok.status_code == 200 and ok.json()["active"] is True

@@ -13,7 +13,6 @@ import httpx
 import jwt
 import pytest
 import respx
-
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.catalogue import BadTokens
 from makrx_contracts.harness.issuer.fixtures import (
@@ -32,7 +31,7 @@ from makrx_contracts.harness.waiting import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 # The default fixtures, registered here the way harness.plugin registers them.
-__all__ = ["makrx_issuer", "makrx_issuer_clean", "make_token", "bad_token"]
+__all__ = ["bad_token", "make_token", "makrx_issuer", "makrx_issuer_clean"]
 es_issuer = makrx_issuer_factory(algorithm="ES256", default_audience="es-api", scope="module")
 es_token = make_token_factory("es_issuer")
 

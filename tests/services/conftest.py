@@ -8,7 +8,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from makrx_contracts.harness.services import Services, provide_services
 from makrx_contracts.harness.services.embedded import EmbeddedPostgres, EmbeddedRedis
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from makrx_contracts.harness.services.cache import RunAs, blocked_dir, cached_dir, copy_tree, reachable
 
 NOBODY = RunAs(uid=65534, gid=65534, name="nobody")
@@ -22,8 +21,7 @@ def test_racing_builders_build_once(workdir: Path) -> None:
         time.sleep(0.2)
         (tmp / "done").write_text("x")
 
-    threads = [threading.Thread(target=lambda: results.append(cached_dir(workdir, "k", build)))
-               for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(cached_dir(workdir, "k", build))) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -18,7 +18,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import port_is_bound
 from makrx_contracts.harness.services import Services, provide_services
@@ -195,8 +194,9 @@ def test_leftovers_of_a_dead_run_are_removed() -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     owner = f"{os.uname().nodename}:{dead.pid}:12345"  # no such process now
-    stale = _client().containers.create(DEFAULT_IMAGES["redis"], name=f"makrx-stale-{dead.pid}",
-                                        labels={LABEL_RUN: "a-dead-run", LABEL_OWNER: owner})
+    stale = _client().containers.create(
+        DEFAULT_IMAGES["redis"], name=f"makrx-stale-{dead.pid}", labels={LABEL_RUN: "a-dead-run", LABEL_OWNER: owner}
+    )
     try:
         removed = docker_provider.remove_leftovers()
         assert stale.name in removed
@@ -233,8 +233,9 @@ def test_the_images_work_with_stock_testcontainers_classes() -> None:
     own readiness checks (psql via sh inside the container; PING), start and connect."""
     postgres_class, redis_class = docker_provider._container_classes()
     docker_provider._configure_testcontainers()
-    with postgres_class(DEFAULT_IMAGES["postgres"], username="tc_user", password="tc-pass", dbname="tc_db",
-                        driver=None) as container:
+    with postgres_class(
+        DEFAULT_IMAGES["postgres"], username="tc_user", password="tc-pass", dbname="tc_db", driver=None
+    ) as container:
         with psycopg.connect(container.get_connection_url(), connect_timeout=5) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("tc_db",)
     with redis_class(DEFAULT_IMAGES["redis"], password="tc-secret") as container:
@@ -244,16 +245,34 @@ def test_the_images_work_with_stock_testcontainers_classes() -> None:
 
 
 def _containers_of(pid: int) -> list[str]:
-    return [entry["Names"][0] for entry in docker_provider.labelled(LABEL_OWNER)
-            if (entry.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
+    return [
+        entry["Names"][0]
+        for entry in docker_provider.labelled(LABEL_OWNER)
+        if (entry.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_removes_its_containers(sig: signal.Signals, tmp_path: Path) -> None:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "MAKRX_TMPDIR": str(tmp_path)}
-    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "makrx_contracts.harness.plugin", "--makrx-target=reference",
-                            "--makrx-services=docker", "-q", "-p", "no:cacheprovider"],
-                           cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "makrx_contracts.harness.plugin",
+            "--makrx-target=reference",
+            "--makrx-services=docker",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     with killed_on_exit(run) as proc:
         deadline = time.monotonic() + 60
         while len(_containers_of(proc.pid)) < 2 and time.monotonic() < deadline:

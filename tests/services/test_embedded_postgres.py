@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import free_port
 from makrx_contracts.harness.services import embedded
@@ -103,15 +102,16 @@ def test_template_cache_is_reused(workdir: Path) -> None:
     assert [p.name for p in (cache / "templates").iterdir() if p.name.startswith(".tmp-")] == []
 
 
-def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
     ports = iter([taken])
-    monkeypatch.setattr("makrx_contracts.harness.services.embedded.free_port",
-                        lambda host="127.0.0.1": next(ports, None) or free_port(host))
+    monkeypatch.setattr(
+        "makrx_contracts.harness.services.embedded.free_port",
+        lambda host="127.0.0.1": next(ports, None) or free_port(host),
+    )
     try:
         pg = EmbeddedPostgres(workdir=workdir, cache_dir=services_cache)
         try:
@@ -123,8 +123,9 @@ def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path,
         squatter.close()
 
 
-def test_a_server_that_dies_fails_fast_with_its_log(workdir: Path, services_cache: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_that_dies_fails_fast_with_its_log(
+    workdir: Path, services_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(embedded.PG_SETTINGS, "no_such_setting", "1")
     with pytest.raises(ServiceError) as info:
         EmbeddedPostgres(workdir=workdir, cache_dir=services_cache)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import port_is_bound
 from makrx_contracts.harness.services.embedded import EmbeddedRedis

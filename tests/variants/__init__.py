@@ -9,7 +9,7 @@ from pathlib import Path
 
 from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
 
-__all__ = ["Variant", "load_variants", "VARIANTS_DIR"]
+__all__ = ["VARIANTS_DIR", "Variant", "load_variants"]
 
 VARIANTS_DIR = Path(__file__).resolve().parent
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
