@@ -10,8 +10,9 @@ import pytest
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import violation
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
-from makrx_contracts.harness.openapi import Operation
 from makrx_contracts.harness.ports import SourceAddresses
+
+from .openapi import Operation
 
 HANG_SECONDS = 10.0  # the client timeout: no answer by then is a hang
 PER_ADDRESS = 40  # requests per source address, well under any per-IP limit (often 60-100/min)

@@ -10,20 +10,20 @@ from typing import Any
 import httpx
 import pytest
 from makrx_contracts.harness import discovery
-from makrx_contracts.harness.access import ProbeChoice, Protection, Status, choose_probe, find_protection, role_rules
+from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.backend.resolve import TargetSpec
+from makrx_contracts.harness.backend.source import mount_prefixes
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.discovery import Finding
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
-from makrx_contracts.harness.openapi import OpenAPIDoc, Operation, fetch_openapi
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.provoke import Provoker, outage
-from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
-from makrx_contracts.harness.target.resolve import TargetSpec
-from makrx_contracts.harness.target.source import mount_prefixes
 
+from .access import ProbeChoice, Protection, Status, choose_probe, find_protection, role_rules
 from .bearer import HANG_SECONDS, Caller, ValidTokenCheck
 from .lab import Lab
+from .openapi import OpenAPIDoc, Operation, fetch_openapi
+from .provoke import Provoker, outage
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +159,7 @@ def ask(
 def protection(
     openapi: OpenAPIDoc | None, makrx_target: RunningTarget, ask: tuple[Status, Status | None]
 ) -> Protection:
-    """Which operations need a token where the OpenAPI document does not say so (`harness/access.py`)."""
+    """Which operations need a token where the OpenAPI document does not say so (`contracts/access.py`)."""
     if openapi is None:
         pytest.skip("the target serves no OpenAPI document at /openapi.json, so no protected operation can be found")
     settings = makrx_target.spec.settings
@@ -174,7 +174,7 @@ def auth_probe(
     ask: tuple[Status, Status | None],
     discovered: Callable[..., None],
 ) -> ProbeChoice:
-    """The operation the AUTH contracts call: one a plain valid token may call (`harness/access.py`)."""
+    """The operation the AUTH contracts call: one a plain valid token may call (`contracts/access.py`)."""
     assert openapi is not None  # `protection` skips without a document
     settings = makrx_target.spec.settings
     rules = protection.rules

@@ -14,20 +14,17 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
-from makrx_contracts.harness.access import ProbeChoice, role_rules
+from makrx_contracts.harness.backend.resolve import TargetSpec
+from makrx_contracts.harness.backend.settings import RoleRule
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
-from makrx_contracts.harness.errorshape import parse_error_body
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
 from makrx_contracts.harness.issuer.tokens import primary_audience
-from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.rawhttp import raw_request
-from makrx_contracts.harness.target.resolve import TargetSpec
-from makrx_contracts.harness.target.settings import RoleRule
 
+from .access import ProbeChoice, role_rules
 from .bearer import (
     HANG_SECONDS,
     Caller,
@@ -36,8 +33,12 @@ from .bearer import (
     bearer,
     challenges_bearer,
 )
+from .errorshape import parse_error_body
+from .openapi import OpenAPIDoc, Operation
+from .rawhttp import raw_request
 
-pytestmark = pytest.mark.auth
+# -n hands this module out early (harness/scheduler.py): its contracts wait on timers.
+pytestmark = [pytest.mark.auth, pytest.mark.long(1)]
 
 MUTATION_EXAMPLES = 30
 NO_SUCH_ROLE = "makrx-contract-no-such-role"

@@ -16,7 +16,8 @@ from makrx_contracts.harness.issuer import Issuer
 from .bearer import HANG_SECONDS, bearer
 from .lab import SETTLE_SECONDS, TTL, Lab, endpoint_names
 
-pytestmark = pytest.mark.auth
+# -n hands this module out early (harness/scheduler.py): its contracts wait on timers.
+pytestmark = [pytest.mark.auth, pytest.mark.long(3)]
 
 
 # Each fault takes the issuer and one endpoint kind it breaks (issuer-down breaks them all).

@@ -14,7 +14,8 @@ from makrx_contracts.harness.contract import SHOULD, expect_eventually, violatio
 from .bearer import bearer
 from .lab import ASKING_KINDS, SETTLE_SECONDS, TTL, Lab, describe_calls, endpoint_names
 
-pytestmark = pytest.mark.auth
+# -n hands this module out early (harness/scheduler.py): its contracts wait on timers.
+pytestmark = [pytest.mark.auth, pytest.mark.long(2)]
 
 BURST = 20  # requests of the caching contract
 MAX_ISSUER_CALLS = 5  # "a few" for BURST requests: a TTL expiry and a rate-limited refetch or two

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
-from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
-from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+
+from .provoke import LOCAL_ORIGIN, Provoker
 
 pytestmark = pytest.mark.cors
 

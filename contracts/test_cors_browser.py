@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
+from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.errors import HarnessError
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
-from makrx_contracts.harness.provoke import LOCAL_ORIGIN
-from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
+from .provoke import LOCAL_ORIGIN
 from .test_cors import _api_path
 
 pytestmark = [pytest.mark.cors, pytest.mark.browser]

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 from makrx_contracts.harness.contract import MUST, expect
-from makrx_contracts.harness.errorshape import leaks_in, parse_error_body
-from makrx_contracts.harness.provoke import LOCAL_ORIGIN, Provoker
+
+from .errorshape import leaks_in, parse_error_body
+from .provoke import LOCAL_ORIGIN, Provoker
 
 pytestmark = pytest.mark.errors
 

@@ -16,14 +16,15 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import Unsatisfiable
+from makrx_contracts.harness.backend.launcher import RunningTarget
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, violation
-from makrx_contracts.harness.errorshape import leaks_in, parse_error_body
 from makrx_contracts.harness.exchange import redact
-from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.target.launcher import RunningTarget
+
+from .errorshape import leaks_in, parse_error_body
+from .openapi import OpenAPIDoc, Operation
 
 if TYPE_CHECKING:
     import schemathesis

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
-from makrx_contracts.harness.errorshape import leaks_in
-from makrx_contracts.harness.provoke import outage
+
+from .errorshape import leaks_in
+from .provoke import outage
 
 pytestmark = pytest.mark.health
 

@@ -19,8 +19,8 @@ from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect_eventually, violation
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.faults import FAULTABLE
-from makrx_contracts.harness.provoke import Provoker, RateOp, frozen, outage
 
+from .provoke import Provoker, RateOp, frozen, outage
 from .test_health import LIVENESS, READINESS, _answering, _declares_redis
 
 pytestmark = pytest.mark.health

@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, violation
 from makrx_contracts.harness.exchange import redact
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
-from makrx_contracts.harness.openapi import Operation
-from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
+
+from .openapi import Operation
 
 pytestmark = pytest.mark.logs
 

@@ -7,8 +7,9 @@ import re
 import pytest
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, expect
-from makrx_contracts.harness.openapi import OPENAPI_PATHS, OpenAPIDoc, fetch_openapi
-from makrx_contracts.harness.provoke import is_health_path
+
+from .openapi import OPENAPI_PATHS, OpenAPIDoc, fetch_openapi
+from .provoke import is_health_path
 
 pytestmark = pytest.mark.prefix
 

@@ -18,15 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
-from makrx_contracts.harness.openapi import Operation
 from makrx_contracts.harness.ports import SourceAddresses
-from makrx_contracts.harness.provoke import HEALTH_PATHS, Provoker, RateOp
-from makrx_contracts.harness.target.launcher import RunningTarget, TargetLauncher
 
-pytestmark = pytest.mark.ratelimit
+from .openapi import Operation
+from .provoke import HEALTH_PATHS, Provoker, RateOp
+
+# -n hands this module out early (harness/scheduler.py): its contracts wait on timers.
+pytestmark = [pytest.mark.ratelimit, pytest.mark.long(4)]
 
 XFF = "X-Forwarded-For"
 # Header values only (RFC 5737 documentation ranges): no traffic is ever sent to these addresses.

@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from makrx_contracts.harness.backend.launcher import RunningTarget
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, expect, violation
-from makrx_contracts.harness.errorshape import parse_error_body
-from makrx_contracts.harness.provoke import KINDS
-from makrx_contracts.harness.rawhttp import raw_request
-from makrx_contracts.harness.target.launcher import RunningTarget
+
+from .errorshape import parse_error_body
+from .provoke import KINDS
+from .rawhttp import raw_request
 
 pytestmark = pytest.mark.request_id
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from makrx_contracts.harness.backend.alembic import alembic_layout
+from makrx_contracts.harness.backend.launcher import MigrationResult, TargetLauncher
+from makrx_contracts.harness.backend.resolve import TargetSpec
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
 from makrx_contracts.harness.services.base import PostgresService
-from makrx_contracts.harness.target.alembic import alembic_layout
-from makrx_contracts.harness.target.launcher import MigrationResult, TargetLauncher
-from makrx_contracts.harness.target.resolve import TargetSpec
 
 pytestmark = pytest.mark.structure
 

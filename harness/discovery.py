@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from .target.settings import TargetSettings
+from .backend.settings import TargetSettings
 
 __all__ = ["DISCOVER_CONTRACTS", "Finding", "attach", "read", "record", "render_toml", "to_discover"]
 

@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from . import stash, timings
+from .backend.launcher import RunningTarget, TargetLauncher
+from .backend.resolve import TargetSpec
 from .client import ContractClient, tls_context
 from .config import MakrxConfig
 from .errors import HarnessError, TargetError
@@ -22,8 +24,6 @@ from .issuer import Issuer
 from .issuer.catalogue import BadTokens
 from .issuer.fixtures import TokenMaker
 from .ports import SourceAddresses
-from .target.launcher import RunningTarget, TargetLauncher
-from .target.resolve import TargetSpec
 from .watchdog import start_watchdog
 
 __all__ = [

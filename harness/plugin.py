@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from . import __version__, discovery, stash, timings, waivers
+from .backend.resolve import TargetSpec, resolve_target
+from .backend.shared_forks import SharedForkServers
 from .baseline import FIXED, KNOWN, Baseline, case_of, diff, key_text, merged, recorded_keys
 from .config import MakrxConfig, add_options, resolve_config
 from .contract import AREAS, ContractViolation, contract_of
@@ -42,8 +44,6 @@ from .isolation import isolate
 from .process import die_with_parent
 from .report import Scorecard
 from .suite import CONTRACTS_DIR, FIXTURES_PLUGIN, ContractSuite
-from .target.resolve import TargetSpec, resolve_target
-from .target.shared_forks import SharedForkServers
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, title in AREAS.items():
         config.addinivalue_line("markers", f"{name}: contracts of the {title} area.")
     config.addinivalue_line("markers", "browser: contracts judged in headless Chromium (skip without it).")
+    config.addinivalue_line(
+        "markers",
+        "long(rank): a module whose contracts wait on the conventions' timers; -n hands it out first, highest "
+        "rank first (harness/scheduler.py).",
+    )
     try:
         makrx = resolve_config(config)
         specs, left_out = _resolve_all(makrx)

@@ -8,22 +8,42 @@ which pytest 9.2 no longer allows.) Imported by the plugin's scheduler hook only
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
-__all__ = ["LONG_MODULES", "ContractScheduling"]
+from .suite import CONTRACTS_DIR
 
-LONG_MODULES = ("test_rate_limit.py", "test_auth_jwks_outage.py", "test_auth_keys.py", "test_auth.py")
-"""Modules whose contracts wait on the conventions' timers (JWKS TTL, refetch cooldowns, Redis recovery),
-longest first: the longest scopes under -n (bench/bench_gate.py), handed out first so none starts last."""
+__all__ = ["ContractScheduling", "long_rank"]
+
+
+@functools.cache
+def long_rank(module: str) -> int:
+    """The rank a contract module's ``pytest.mark.long(rank)`` gives it, 0 without one. The controller
+    collects nothing, so the mark is read from the module's source: importing the modules here would cost
+    the controller what the workers pay already (schemathesis, hypothesis...)."""
+    path = CONTRACTS_DIR / module
+    if path.parent != CONTRACTS_DIR or not path.is_file():
+        return 0
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "long"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, int)
+        ):
+            return node.args[0].value
+    return 0
 
 
 def _length(scope: str) -> int:
-    name = scope.rpartition("/")[2]
-    return len(LONG_MODULES) - LONG_MODULES.index(name) if name in LONG_MODULES else 0
+    return long_rank(scope.rpartition("/")[2])
 
 
 class ContractScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no type hints

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from .backend.launcher import RunningTarget
+from .backend.resolve import TargetSpec
+from .backend.shared_forks import SharedForkServers
 from .baseline import Baseline
 from .config import MakrxConfig
 from .report import Scorecard
-from .target.launcher import RunningTarget
-from .target.resolve import TargetSpec
-from .target.shared_forks import SharedForkServers
 
 __all__ = [
     "BASELINE",

@@ -9,10 +9,10 @@ import warnings
 import pytest
 
 from . import stash
+from .backend.settings import Waiver
 from .baseline import FIXED, KNOWN
 from .contract import SHOULD, ContractViolation, contract_of
 from .report import WAIVED, WARNED, Scorecard
-from .target.settings import Waiver
 
 __all__ = [
     "MakrxShouldWarning",

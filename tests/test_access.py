@@ -1,15 +1,15 @@
 """The AUTH probe and the role-protected operations, found from settings, OpenAPI scopes and probing
-(harness/access.py); error bodies in a wrapper (harness/errorshape.py)."""
+(contracts/access.py); error bodies in a wrapper (contracts/errorshape.py)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-from makrx_contracts.harness.access import choose_probe, role_rules
+from makrx_contracts.contracts.access import choose_probe, role_rules
+from makrx_contracts.contracts.errorshape import parse_error_body
+from makrx_contracts.contracts.openapi import OpenAPIDoc, Operation
+from makrx_contracts.harness.backend.settings import RoleRule, TargetSettings, load_settings, parse_operation
 from makrx_contracts.harness.errors import ConfigError
-from makrx_contracts.harness.errorshape import parse_error_body
-from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
-from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings, parse_operation
 
 _BEARER = [{"HTTPBearer": []}]
 DOC = OpenAPIDoc(

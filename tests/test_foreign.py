@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from makrx_contracts.harness.access import choose_probe, find_protection, role_rules
+from makrx_contracts.contracts.access import choose_probe, find_protection, role_rules
+from makrx_contracts.contracts.openapi import OpenAPIDoc, Operation
+from makrx_contracts.harness.backend.settings import RoleRule, TargetSettings, load_settings
 from makrx_contracts.harness.errors import ConfigError
-from makrx_contracts.harness.openapi import OpenAPIDoc, Operation
-from makrx_contracts.harness.target.settings import RoleRule, TargetSettings, load_settings
 
 from tests.foreign import foreign_backend
 from tests.suite_runner import run_suite

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
+from makrx_contracts.harness.backend.resolve import REFERENCE_APP_DIR
 
 from .scratch import enterable_dir
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from makrx_contracts.harness.openapi import OpenAPIDoc
-from makrx_contracts.harness.target.source import mount_prefixes
+from makrx_contracts.contracts.openapi import OpenAPIDoc
+from makrx_contracts.harness.backend.source import mount_prefixes
 
 
 def _doc(paths: dict, schemas: dict, **extra: object) -> dict:

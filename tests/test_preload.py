@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from makrx_contracts.harness.target.launcher import TargetLauncher
-from makrx_contracts.harness.target.preload import ForkServer, preload_modules
-from makrx_contracts.harness.target.resolve import resolve_target
+from makrx_contracts.harness.backend.launcher import TargetLauncher
+from makrx_contracts.harness.backend.preload import ForkServer, preload_modules
+from makrx_contracts.harness.backend.resolve import resolve_target
 
 PROBE = """
 import json, os, sys

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 from makrx_contracts.harness import merge
+from makrx_contracts.harness.backend.resolve import REFERENCE_APP_DIR
 from makrx_contracts.harness.discovery import Finding
 from makrx_contracts.harness.report import Row, Scorecard
-from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
 
 from tests.variants import load_variants
 

@@ -31,7 +31,7 @@ def test_a_conformant_backend_of_another_shape_passes_unskipped(shape: Variant, 
 def test_discover_prints_a_settings_block_that_pins_what_was_found(tmp_path: Path) -> None:
     """`--makrx-discover` on the all-behind-auth shape prints valid `[tool.makrx-contract]` TOML naming the
     probe, the rate-limit path and the scope-derived role rule; read back as settings it means the same."""
-    from makrx_contracts.harness.target.settings import RoleRule, load_settings
+    from makrx_contracts.harness.backend.settings import RoleRule, load_settings
 
     shape = next(shape for shape in SHAPES if shape.name == "all-behind-auth")
     result = run_suite(shape.build(tmp_path), tmp_path, "--makrx-discover", "-v")

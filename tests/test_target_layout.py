@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from makrx_contracts.harness.target.alembic import alembic_layout
-from makrx_contracts.harness.target.launcher import MigrationResult
-from makrx_contracts.harness.target.resolve import resolve_target
+from makrx_contracts.harness.backend.alembic import alembic_layout
+from makrx_contracts.harness.backend.launcher import MigrationResult
+from makrx_contracts.harness.backend.resolve import resolve_target
 
 
 def _backend(root: Path, script_location: str, settings: str = "") -> Path:

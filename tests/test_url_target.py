@@ -8,10 +8,10 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from makrx_contracts.harness.backend.launcher import TargetLauncher
+from makrx_contracts.harness.backend.resolve import resolve_target
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.services import provide_services
-from makrx_contracts.harness.target.launcher import TargetLauncher
-from makrx_contracts.harness.target.resolve import resolve_target
 
 from tests.scratch import enterable_dir
 from tests.suite_runner import REPO

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from makrx_contracts.harness.target.resolve import REFERENCE_APP_DIR
+from makrx_contracts.harness.backend.resolve import REFERENCE_APP_DIR
 
 __all__ = ["VARIANTS_DIR", "Variant", "load_variants"]
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
+from makrx_contracts.harness.backend.settings import RoleRule, TargetSettings, parse_operation
+
 from .openapi import OpenAPIDoc, Operation
-from .target.settings import RoleRule, TargetSettings, parse_operation
 
 __all__ = [
     "ProbeChoice",

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from makrx_contracts.harness.backend.settings import RoleRule, TargetSettings, parse_operation
+from makrx_contracts.harness.client import ContractClient
+from makrx_contracts.harness.services.base import Faults
 
 from .access import Protection, is_health_path, rule_for
-from .client import ContractClient
 from .openapi import OpenAPIDoc, Operation
-from .services.base import Faults
-from .target.settings import RoleRule, TargetSettings, parse_operation
 
 __all__ = ["HEALTH_PATHS", "KINDS", "LOCAL_ORIGIN", "Provoker", "RateOp", "frozen", "is_health_path", "outage"]
 
