@@ -22,6 +22,7 @@ import httpx
 from .. import timings
 from ..client import tls_context
 from ..errors import TargetError
+from ..issuer.backend_env import keycloak_env
 from ..ports import free_port
 from ..process import ManagedProcess, OwnedProcess, stop_all, tail
 from ..services.base import RedisService
@@ -31,10 +32,8 @@ from .preload import ForkServer, ForkServerClient, ForkServerError, preload_modu
 from .resolve import TargetSpec
 from .settings import placeholders_in
 
-__all__ = ["JWKS_TTL_SECONDS", "MigrationResult", "RunningTarget", "TargetLauncher"]
+__all__ = ["MigrationResult", "RunningTarget", "TargetLauncher"]
 
-# Short, so a retired key's tokens expire from the backend's cache within a test's patience.
-JWKS_TTL_SECONDS = 3
 # The harness decides these; inherited values would make runs depend on the developer's shell.
 _SCRUBBED = (
     "KEYCLOAK_",
@@ -305,14 +304,15 @@ class TargetLauncher:
         env = self._interpreter_env()
         facts = self.facts(port, database_url, issuer)
         env.update(
+            keycloak_env(
+                base_url=facts["keycloak_url"],
+                realm=facts["realm"],
+                issuer_url=facts["issuer_url"],
+                client_id=facts["client_id"],
+            )
+        )
+        env.update(
             {
-                "KEYCLOAK_URL": facts["keycloak_url"],
-                "KEYCLOAK_REALM": facts["realm"],
-                "KEYCLOAK_CLIENT_ID": facts["client_id"],
-                "KEYCLOAK_ISSUER": facts["issuer_url"],
-                "KEYCLOAK_VERIFY_AUD": "true",
-                "KEYCLOAK_USE_JWKS": "true",
-                "KEYCLOAK_PK_TTL_SECONDS": str(JWKS_TTL_SECONDS),
                 "DATABASE_URL": facts["database_url"],
                 "REDIS_URL": facts["redis_url"],
                 "TRUST_PROXY": "false",

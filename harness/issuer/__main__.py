@@ -10,8 +10,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from makrx_contracts.harness.backend.launcher import JWKS_TTL_SECONDS
 from makrx_contracts.harness.errors import HarnessError
+from makrx_contracts.harness.issuer.backend_env import JWKS_TTL_SECONDS
 
 from .remote import DEFAULT_ISSUER
 from .replay import list_cases, print_token, replay

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, TextIO
 
-from makrx_contracts.harness.backend.launcher import JWKS_TTL_SECONDS
+from makrx_contracts.harness.issuer.backend_env import JWKS_TTL_SECONDS
 
 from .remote import DEFAULT_ISSUER, Answer, Backend
 from .replay import RATE_LIMITED, Session, exit_code, open_session, print_table

@@ -24,6 +24,7 @@ from . import catalogue
 from ._http import HttpServer, Reply, Request, json_reply, sleep_unless
 from ._jose import StrictVerifier, TokenRejected, b64url_decode
 from .attacker import AttackerServer
+from .backend_env import JWKS_TTL_SECONDS, keycloak_env
 from .faults import FAULTABLE, GARBAGE_BODIES, Faults
 from .keys import _USE_DEFAULT, KeySet
 from .tokens import DEFAULT_SCOPE, TokenFactory, primary_audience
@@ -280,19 +281,16 @@ class Issuer:
     def admin_url(self) -> str:
         return f"{self.base_url}/admin"
 
-    def backend_env(self, client_id: str | None = None, *, pk_ttl_seconds: float = 2) -> dict[str, str]:
-        """The ``KEYCLOAK_*`` environment a conventions-following backend reads (SPEC §2)."""
-        audience = self.tokens.default_audience
-        client = client_id or primary_audience(audience)
-        return {
-            "KEYCLOAK_URL": self.base_url,
-            "KEYCLOAK_REALM": self.realm,
-            "KEYCLOAK_CLIENT_ID": client,
-            "KEYCLOAK_ISSUER": self.issuer_url,
-            "KEYCLOAK_VERIFY_AUD": "true",
-            "KEYCLOAK_USE_JWKS": "true",
-            "KEYCLOAK_PK_TTL_SECONDS": f"{pk_ttl_seconds:g}",
-        }
+    def backend_env(self, client_id: str | None = None, *, jwks_ttl: float = JWKS_TTL_SECONDS) -> dict[str, str]:
+        """The ``KEYCLOAK_*`` environment a conventions-following backend reads (SPEC §2) to trust this
+        issuer as ``client_id`` (default: the primary audience of the tokens it mints)."""
+        return keycloak_env(
+            base_url=self.base_url,
+            realm=self.realm,
+            issuer_url=self.issuer_url,
+            client_id=client_id or primary_audience(self.tokens.default_audience),
+            jwks_ttl=jwks_ttl,
+        )
 
     # -- tokens and users -------------------------------------------------------------------------
 

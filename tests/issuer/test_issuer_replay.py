@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from makrx_contracts.harness.backend.launcher import JWKS_TTL_SECONDS
 from makrx_contracts.harness.issuer import catalogue
 from makrx_contracts.harness.issuer.__main__ import main
+from makrx_contracts.harness.issuer.backend_env import JWKS_TTL_SECONDS
 from makrx_contracts.harness.issuer.remote import Answer, Issued
 from makrx_contracts.harness.issuer.replay import curl_command, judge
 from makrx_contracts.harness.ports import free_port, port_is_bound
