@@ -32,11 +32,11 @@ def docker_engine() -> None:
     With MAKRX_REQUIRE_DOCKER=1 (CI after ci/docker-setup.sh) a missing engine fails instead: on the
     project's machine kind these tests must run, not quietly skip.
     """
-    from makrx_contracts.harness.services.docker import DEFAULT_IMAGES, _image_present, engine_problem
+    from makrx_contracts.harness.services.docker_engine import DEFAULT_IMAGES, engine_problem, image_present
 
     problem = engine_problem()
     if problem is None:
-        missing = [image for image in DEFAULT_IMAGES.values() if not _image_present(image)]
+        missing = [image for image in DEFAULT_IMAGES.values() if not image_present(image)]
         if missing:
             problem = f"image(s) {', '.join(missing)} not present locally"
     if problem is None:

@@ -38,21 +38,16 @@ import psutil
 import psycopg
 import redis
 from makrx_contracts.harness.ports import free_port
+from makrx_contracts.harness.services.binaries import Binaries, find_postgres, find_redis
 from makrx_contracts.harness.services.cache import RunAs, cache_root, run_as
-from makrx_contracts.harness.services.embedded import (
-    PG_SETTINGS,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    _Binaries,
-    _find_postgres,
-    _find_redis,
-)
+from makrx_contracts.harness.services.embedded import PG_SETTINGS, EmbeddedPostgres, EmbeddedRedis
 
 try:
     from pytest_postgresql.executors import PostgreSQLExecutor
 except ImportError:  # older layout
     from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[no-redef]
 from makrx_contracts.harness.services import docker as docker_provider
+from makrx_contracts.harness.services import docker_engine
 from pytest_redis.executor import RedisExecutor
 
 _ = psutil  # mirakuru uses it when stopping
@@ -156,8 +151,8 @@ def main() -> int:
     )
     parser.add_argument("--no-baselines", action="store_true", help="skip pytest-postgresql and pytest-redis")
     parser.add_argument("--no-docker", action="store_true", help="skip the docker provider")
-    parser.add_argument("--postgres-image", default=docker_provider.DEFAULT_IMAGES["postgres"])
-    parser.add_argument("--redis-image", default=docker_provider.DEFAULT_IMAGES["redis"])
+    parser.add_argument("--postgres-image", default=docker_engine.DEFAULT_IMAGES["postgres"])
+    parser.add_argument("--redis-image", default=docker_engine.DEFAULT_IMAGES["redis"])
     args = parser.parse_args()
 
     parser_cache = args.cache_dir
@@ -167,9 +162,9 @@ def main() -> int:
     cache.chmod(0o755)
     who = run_as()
     times: dict[str, list[float]] = {}
-    docker_why_not = "--no-docker" if args.no_docker else docker_provider.engine_problem()
+    docker_why_not = "--no-docker" if args.no_docker else docker_engine.engine_problem()
     if docker_why_not is None:
-        missing = [i for i in (args.postgres_image, args.redis_image) if not docker_provider._image_present(i)]
+        missing = [i for i in (args.postgres_image, args.redis_image) if not docker_engine.image_present(i)]
         docker_why_not = f"image(s) {', '.join(missing)} not present" if missing else None
 
     def record(name: str, seconds: float) -> None:
@@ -179,8 +174,8 @@ def main() -> int:
         # Prime the binary replicas (and a template) outside the measurements.
         EmbeddedRedis(workdir=base / "prime", cache_dir=cache).close()
         EmbeddedPostgres(workdir=base / "prime", cache_dir=cache).close()
-        pg_bins, redis_bins = _find_postgres(), _find_redis()
-        assert isinstance(pg_bins, _Binaries) and isinstance(redis_bins, _Binaries)
+        pg_bins, redis_bins = find_postgres(), find_redis()
+        assert isinstance(pg_bins, Binaries) and isinstance(redis_bins, Binaries)
         pg_ctl = pg_bins.runnable_by(who, cache).parent / "pg_ctl"
         redis_server = redis_bins.runnable_by(who, cache)
         if docker_why_not is None:  # the once-per-process reaper and leftover sweep, outside the timings

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from makrx_contracts.harness.contract import expect
 
-__all__ = ["ErrorBody", "leaks_in", "parse_error_body"]
+__all__ = ["ErrorBody", "expect_no_leaks", "leaks_in", "parse_error_body"]
 
 _CODE_KEYS = ("code", "error_code", "errorCode", "type")
 _MESSAGE_KEYS = ("message", "detail", "title", "error_description", "msg")
@@ -82,3 +83,10 @@ def leaks_in(text: str, secrets: tuple[str, ...] = ()) -> list[str]:
     found = [name for name, pattern in _LEAK_PATTERNS if pattern.search(text)]
     found += [f"a secret of the harness ({s[:3]}...)" for s in secrets if s and s in text]
     return found
+
+
+def expect_no_leaks(response: httpx.Response, body: str, *, expected: str, secrets: tuple[str, ...] = ()) -> None:
+    """Fail unless the response's body (``body`` names it in the title) gives nothing away (``leaks_in``)."""
+    __tracebackhide__ = True
+    found = leaks_in(response.text, secrets)
+    expect(not found, f"{body} gives away internals", received=", ".join(found), expected=expected, response=response)

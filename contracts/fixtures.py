@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from makrx_contracts.harness import discovery
-from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLauncher
+from makrx_contracts.harness.backend.launcher import TargetLauncher
 from makrx_contracts.harness.backend.resolve import TargetSpec
+from makrx_contracts.harness.backend.running import RunningTarget
 from makrx_contracts.harness.backend.source import mount_prefixes
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.discovery import Finding

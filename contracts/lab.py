@@ -11,7 +11,7 @@ from typing import Final
 
 import httpx
 import pytest
-from makrx_contracts.harness.backend.launcher import RunningTarget
+from makrx_contracts.harness.backend.running import RunningTarget
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.backend_env import JWKS_TTL_SECONDS
 from makrx_contracts.harness.issuer.fixtures import TokenMaker

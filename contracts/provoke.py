@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,9 +15,11 @@ from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.services.base import Faults
 
 from .access import Protection, is_health_path, rule_for
+from .burst import RateOp, burst
+from .cors import preflight
 from .openapi import OpenAPIDoc, Operation
 
-__all__ = ["HEALTH_PATHS", "KINDS", "LOCAL_ORIGIN", "Provoker", "RateOp", "frozen", "is_health_path", "outage"]
+__all__ = ["HEALTH_PATHS", "KINDS", "LOCAL_ORIGIN", "Provoker", "frozen", "is_health_path", "outage"]
 
 KINDS = ("200", "401", "403", "404", "405", "422", "429", "5xx", "preflight")
 LOCAL_ORIGIN = "http://localhost:3000"
@@ -33,34 +34,6 @@ HEALTH_PATHS = (
 
 
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
-# Never valid JSON: FastAPI answers 422 before the handler runs, while a limiting middleware still counts it.
-_MALFORMED = b'{"makrx-contract": '
-
-
-@dataclass(frozen=True)
-class RateOp:
-    """The request a rate-limit burst repeats: a GET, or a write sent with a malformed JSON body, so a
-    burst of writes changes no data."""
-
-    operation: Operation
-
-    @property
-    def method(self) -> str:
-        return self.operation.method
-
-    @property
-    def path(self) -> str:
-        return self.operation.url()
-
-    def send(self, client: ContractClient, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        if self.method == "GET":
-            return client.get(self.path, headers=dict(headers or {}))
-        return client.request(
-            self.method, self.path, content=_MALFORMED, headers={"Content-Type": "application/json", **(headers or {})}
-        )
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.operation.path}"
 
 
 class Provoker:
@@ -259,25 +232,11 @@ class Provoker:
 
     def _burst(self, op: RateOp, client: ContractClient | None = None) -> httpx.Response:
         """Send ``op`` from a fresh caller until a 429 (or the budget is spent: the last response)."""
-        client = client or self.new_client()
         headers = self.rate_limit_auth(op)
-        response: httpx.Response | None = None
-        errors: list[httpx.TransportError] = []
-        for _ in range(self.rate_budget):
-            try:
-                response = op.send(client, headers)
-            except httpx.TransportError as exc:  # e.g. resets from a path that fails under load
-                errors.append(exc)
-                if len(errors) < 3:
-                    continue
-                break
-            if response.status_code == 429:
-                break
-        # Keep only the last exchanges: hundreds of identical ones would bury the failure message.
-        del client.exchanges[:-2]
-        if response is None:
-            raise errors[-1]
-        return response
+        seen = burst([client or self.new_client()], op, self.rate_budget, headers=lambda n: headers)
+        if seen.last is None:
+            raise seen.transport_errors[-1]
+        return seen.last
 
     def rate_limited(self, client: ContractClient | None = None) -> httpx.Response:
         """Burst the rate-limit operation from a fresh source address until a 429 (or the last response)."""
@@ -304,15 +263,8 @@ class Provoker:
             + (f" (last: {last.status_code} {last.request.url.path})" if last is not None else "")
         )
 
-    def preflight(self, origin: str = LOCAL_ORIGIN, path: str = "/api/health") -> httpx.Response:
-        return self.client.options(
-            path,
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "authorization",
-            },
-        )
+    def preflight(self) -> httpx.Response:
+        return preflight(self.client, LOCAL_ORIGIN, headers=("authorization",))
 
     def provoke(self, kind: str) -> httpx.Response:
         return {

@@ -21,7 +21,6 @@ from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
 from makrx_contracts.harness.issuer.mutations import Mutation, MutationPlan, mutation_plans
-from makrx_contracts.harness.issuer.tokens import primary_audience
 from makrx_contracts.harness.ports import SourceAddresses
 
 from .access import ProbeChoice, role_rules
@@ -364,6 +363,7 @@ def test_mutated_tokens_get_the_right_answer(
     caller: Caller,
     makrx_issuer: Issuer,
     makrx_config,
+    makrx_client_id: str,
     catalogue: CatalogueAnswers,
     valid_token: ValidTokenCheck,
 ) -> None:
@@ -385,7 +385,7 @@ def test_mutated_tokens_get_the_right_answer(
             f"{', ...' if len(failing) > 4 else ''}; see AUTH-BAD-TOKEN)"
         )
     seed = makrx_config.seed if makrx_config.seed is not None else random.getrandbits(32)
-    audience = primary_audience(makrx_issuer.default_audience)
+    audience = makrx_client_id
 
     unanswered: list[tuple[str, str]] = []  # (details, what happened): reported after the run, unshrunk
 

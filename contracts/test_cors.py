@@ -10,35 +10,13 @@ from makrx_contracts.harness.backend.launcher import RunningTarget, TargetLaunch
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 
+from .cors import PATH, acao, api_path, listed, preflight
 from .provoke import LOCAL_ORIGIN, Provoker
 
 pytestmark = pytest.mark.cors
 
 UNKNOWN_ORIGIN = "https://evil.makrx-contract.test"
 OVERRIDE_ORIGINS = ("https://app.makrx-contract.test", "https://admin.makrx-contract.test")
-PATH = "/api/health"
-
-
-def preflight(client: ContractClient, origin: str, path: str = PATH) -> httpx.Response:
-    return client.options(
-        path,
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization,content-type",
-        },
-    )
-
-
-def acao(response: httpx.Response) -> str | None:
-    return response.headers.get("Access-Control-Allow-Origin")
-
-
-@pytest.fixture(scope="module")
-def override_target(makrx_launcher: TargetLauncher) -> Iterator[RunningTarget]:
-    """A second instance started with CORS_ORIGINS set."""
-    with makrx_launcher.instance({"CORS_ORIGINS": ",".join(OVERRIDE_ORIGINS)}, name="cors-override") as target:
-        yield target
 
 
 @pytest.mark.contract("CORS-LOCAL-DEFAULT", level=MUST)
@@ -173,10 +151,8 @@ def test_vary_origin_when_the_origin_is_echoed(makrx_client: ContractClient) -> 
 
     CONVENTIONS, CORS; Fetch standard §3.2 (CORS and HTTP caches).
     """
-    response = makrx_client.get(PATH, headers={"Origin": LOCAL_ORIGIN})
-    if acao(response) != LOCAL_ORIGIN:
-        pytest.skip(f"precondition: {LOCAL_ORIGIN} is not echoed at all (see CORS-LOCAL-DEFAULT)")
-    vary = {v.strip().lower() for v in response.headers.get("Vary", "").split(",")}
+    response = _allowed_get(makrx_client, "echoed")
+    vary = listed(response, "Vary")
     expect(
         "origin" in vary,
         "the echoed origin is not in Vary",
@@ -192,10 +168,8 @@ def test_the_request_id_is_exposed_to_browsers(makrx_client: ContractClient) -> 
 
     CONVENTIONS, Observability (X-Request-ID for correlation) + CORS.
     """
-    response = makrx_client.get(PATH, headers={"Origin": LOCAL_ORIGIN})
-    if acao(response) != LOCAL_ORIGIN:
-        pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed at all (see CORS-LOCAL-DEFAULT)")
-    exposed = {v.strip().lower() for v in response.headers.get("Access-Control-Expose-Headers", "").split(",")}
+    response = _allowed_get(makrx_client, "allowed")
+    exposed = listed(response, "Access-Control-Expose-Headers")
     expect(
         "x-request-id" in exposed,
         "X-Request-ID is not exposed to browsers",
@@ -209,18 +183,6 @@ SPA_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 SPA_HEADERS = ("authorization", "content-type", "x-request-id")
 
 
-def _listed(response: httpx.Response, header: str) -> set[str]:
-    return {v.strip().lower() for v in response.headers.get(header, "").split(",") if v.strip()}
-
-
-def _api_path(request: pytest.FixtureRequest) -> str:
-    """An operation a browser app calls: the AUTH probe's, else the health alias under /api."""
-    try:
-        return request.getfixturevalue("protected_operation").url()
-    except pytest.skip.Exception:
-        return PATH
-
-
 @pytest.mark.contract("CORS-SPA-PREFLIGHT", level=MUST)
 @pytest.mark.parametrize("method", SPA_METHODS)
 def test_a_browser_app_may_send_what_it_needs(
@@ -232,19 +194,12 @@ def test_a_browser_app_may_send_what_it_needs(
 
     CONVENTIONS, CORS ("Default to local app ports") and Auth (bearer tokens); Fetch standard §3.2.2-3.2.3.
     """
-    path = _api_path(request)
-    response = makrx_client.options(
-        path,
-        headers={
-            "Origin": LOCAL_ORIGIN,
-            "Access-Control-Request-Method": method,
-            "Access-Control-Request-Headers": ",".join(SPA_HEADERS),
-        },
-    )
+    path = api_path(request)
+    response = preflight(makrx_client, LOCAL_ORIGIN, path, method=method, headers=SPA_HEADERS)
     if acao(response) != LOCAL_ORIGIN:
         pytest.skip(f"precondition: {LOCAL_ORIGIN} is not allowed on {path} (see CORS-LOCAL-DEFAULT)")
-    methods = _listed(response, "Access-Control-Allow-Methods")
-    headers = _listed(response, "Access-Control-Allow-Headers")
+    methods = listed(response, "Access-Control-Allow-Methods")
+    headers = listed(response, "Access-Control-Allow-Headers")
     missing = [h for h in SPA_HEADERS if h not in headers]  # `*` never covers Authorization (Fetch §3.2.6)
     credentials = response.headers.get("Access-Control-Allow-Credentials", "").lower() == "true"
     method_ok = method.lower() in methods or ("*" in methods and not credentials)
@@ -270,14 +225,8 @@ def test_a_preflight_is_answered_when_the_client_is_limited(provoker: Provoker) 
     limited = provoker.rate_limited(client)
     if limited.status_code != 429:
         pytest.skip(f"precondition: no 429 for a burst of {provoker.rate_op} (see RATE-LIMIT)")
-    response = client.options(
-        provoker.rate_op.path,
-        headers={
-            "Origin": LOCAL_ORIGIN,
-            "Access-Control-Request-Method": provoker.rate_op.method,
-            "Access-Control-Request-Headers": ",".join(SPA_HEADERS),
-        },
-    )
+    op = provoker.rate_op
+    response = preflight(client, LOCAL_ORIGIN, op.path, method=op.method, headers=SPA_HEADERS)
     expect(
         response.status_code != 429,
         "a preflight was rate limited",
@@ -285,3 +234,22 @@ def test_a_preflight_is_answered_when_the_client_is_limited(provoker: Provoker) 
         expected="the preflight answered (2xx): limits count requests, not preflights",
         response=[limited, response],
     )
+
+
+def _allowed_get(client: ContractClient, not_what: str) -> httpx.Response:
+    """A simple GET from the local app origin; a skip pointing at CORS-LOCAL-DEFAULT when its origin is not
+    echoed (``not_what`` words the skip)."""
+    response = client.get(PATH, headers={"Origin": LOCAL_ORIGIN})
+    if acao(response) != LOCAL_ORIGIN:
+        pytest.skip(f"precondition: {LOCAL_ORIGIN} is not {not_what} at all (see CORS-LOCAL-DEFAULT)")
+    return response
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def override_target(makrx_launcher: TargetLauncher) -> Iterator[RunningTarget]:
+    """A second instance started with CORS_ORIGINS set."""
+    with makrx_launcher.instance({"CORS_ORIGINS": ",".join(OVERRIDE_ORIGINS)}, name="cors-override") as target:
+        yield target

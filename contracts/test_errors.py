@@ -9,7 +9,7 @@ import httpx
 import pytest
 from makrx_contracts.harness.contract import MUST, expect
 
-from .errorshape import leaks_in, parse_error_body
+from .errorshape import expect_no_leaks, parse_error_body
 from .provoke import LOCAL_ORIGIN, Provoker
 
 pytestmark = pytest.mark.errors
@@ -67,13 +67,8 @@ def test_error_bodies_leak_nothing_internal(provoked: Callable[[str], httpx.Resp
     """
     response = provoked(kind)
     secrets = tuple(s for s in (makrx_target.env.get("DATABASE_URL"),) if s)
-    found = leaks_in(response.text, secrets)
-    expect(
-        not found,
-        f"the {response.status_code} body gives away internals",
-        received=", ".join(found),
-        expected="a fixed, client-facing message",
-        response=response,
+    expect_no_leaks(
+        response, f"the {response.status_code} body", expected="a fixed, client-facing message", secrets=secrets
     )
 
 

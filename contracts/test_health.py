@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import httpx
@@ -10,20 +9,11 @@ import pytest
 from makrx_contracts.harness.client import ContractClient
 from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
 
-from .errorshape import leaks_in
+from .errorshape import expect_no_leaks
+from .probes import LIVENESS, READINESS, answering, declares_redis
 from .provoke import outage
 
 pytestmark = pytest.mark.health
-
-LIVENESS = ("/health", "/api/health", "/health/live", "/api/v1/health/live")
-READINESS = ("/health/readyz", "/api/v1/health/readyz")
-
-
-def _json_object(response: httpx.Response) -> bool:
-    try:
-        return isinstance(response.json(), dict)
-    except ValueError:
-        return False
 
 
 @pytest.mark.contract("HEALTH-ENDPOINTS", level=MUST)
@@ -86,13 +76,11 @@ def test_health_bodies_leak_no_secrets(makrx_client: ContractClient, makrx_targe
     secrets = (makrx_services.postgres.password, makrx_target.env.get("DATABASE_URL", ""))
     for path in LIVENESS + READINESS:
         response = makrx_client.get(path)
-        found = leaks_in(response.text, tuple(s for s in secrets if s))
-        expect(
-            not found,
-            f"{path} body gives away internals",
-            received=", ".join(found),
+        expect_no_leaks(
+            response,
+            f"{path} body",
             expected="no DSN, password, trace, path or SQL in a health body",
-            response=response,
+            secrets=tuple(s for s in secrets if s),
         )
 
 
@@ -125,8 +113,8 @@ def test_readiness_follows_the_database(makrx_client: ContractClient, makrx_laun
 
     CONVENTIONS, Readiness: "with DB ... checks; treat /health as liveness".
     """
-    path, *_ = _answering(makrx_client, READINESS)
-    live_paths = _answering(makrx_client, LIVENESS)
+    path, *_ = answering(makrx_client, READINESS)
+    live_paths = answering(makrx_client, LIVENESS)
     with outage(makrx_services.postgres, "the database"):
         down = expect_eventually(
             _get(makrx_client, path),
@@ -135,13 +123,11 @@ def test_readiness_follows_the_database(makrx_client: ContractClient, makrx_laun
             expected="503 within 8 s",
             title=f"readiness {path} must answer 503 while the database is down",
         )
-        found = leaks_in(down.text, (makrx_services.postgres.password,))
-        expect(
-            not found,
-            "a failing readiness body gives away internals",
-            received=", ".join(found),
+        expect_no_leaks(
+            down,
+            "a failing readiness body",
             expected="which check failed, without DSN/password/exception text",
-            response=down,
+            secrets=(makrx_services.postgres.password,),
         )
         _live_during(makrx_client, live_paths, "the database is down")
     expect_eventually(
@@ -159,8 +145,8 @@ def test_readiness_follows_keycloak(makrx_client: ContractClient, makrx_launcher
 
     CONVENTIONS, Readiness: "with DB and Keycloak checks".
     """
-    path, *_ = _answering(makrx_client, READINESS)
-    live_paths = _answering(makrx_client, LIVENESS)
+    path, *_ = answering(makrx_client, READINESS)
+    live_paths = answering(makrx_client, LIVENESS)
     makrx_issuer.go_down()
     try:
         expect_eventually(
@@ -182,37 +168,6 @@ def test_readiness_follows_keycloak(makrx_client: ContractClient, makrx_launcher
     )
 
 
-# Failing readiness checks a body may name to declare Redis a readiness dependency of its own.
-_REDIS_CHECK = re.compile(r"redis|cache", re.I)
-
-
-def _declares_redis(response: httpx.Response) -> bool:
-    """True when a 503 readiness body names a failed Redis check (``{"checks": {"redis": "..."}}`` or similar)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    checks = body.get("checks") if isinstance(body, dict) else None
-    if isinstance(checks, dict):
-        return any(
-            _REDIS_CHECK.search(str(name))
-            for name, state in checks.items()
-            if str(state).lower() not in ("ok", "up", "pass", "true", "healthy")
-        )
-    return bool(_REDIS_CHECK.search(response.text))
-
-
-def _answering(client: ContractClient, paths: tuple[str, ...]) -> list[str]:
-    """The probes that answer 200 with everything up: an outage is judged on those the backend serves; the
-    others are HEALTH-ENDPOINTS/-LIVE/-READY's business (which fail in the same run)."""
-    found = [path for path in paths if client.get(path, timeout=5.0).status_code == 200]
-    if not found:
-        pytest.skip(
-            f"precondition: none of {', '.join(paths)} answers 200 with everything up (see HEALTH-LIVE, HEALTH-READY)"
-        )
-    return found
-
-
 @pytest.mark.contract("HEALTH-LIVE-REDIS-DOWN", level=MUST)
 def test_liveness_survives_a_redis_outage(makrx_client: ContractClient, makrx_launcher, makrx_services) -> None:
     """With Redis stopped every liveness endpoint still answers 200: Redis is optional (rate limits fall
@@ -220,7 +175,7 @@ def test_liveness_survives_a_redis_outage(makrx_client: ContractClient, makrx_la
 
     CONVENTIONS, Readiness ("treat /health as liveness") and Rate Limiting ("in-memory fallback").
     """
-    paths = _answering(makrx_client, LIVENESS)
+    paths = answering(makrx_client, LIVENESS)
     with outage(makrx_services.redis, "Redis"):
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
@@ -241,11 +196,11 @@ def test_readiness_survives_a_redis_outage(makrx_client: ContractClient, makrx_l
 
     CONVENTIONS, Readiness ("with DB and Keycloak checks") and Rate Limiting ("in-memory fallback").
     """
-    paths = _answering(makrx_client, READINESS)
+    paths = answering(makrx_client, READINESS)
     with outage(makrx_services.redis, "Redis"):
         for path in paths:
             response = makrx_client.get(path, timeout=5.0)
-            declared = response.status_code == 503 and _declares_redis(response)
+            declared = response.status_code == 503 and declares_redis(response)
             expect(
                 response.status_code == 200 or declared,
                 f"readiness {path} failed while Redis was down",
@@ -254,3 +209,10 @@ def test_readiness_survives_a_redis_outage(makrx_client: ContractClient, makrx_l
                 expected="200, or 503 naming the failed Redis check (a declared readiness dependency)",
                 response=response,
             )
+
+
+def _json_object(response: httpx.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False

@@ -8,12 +8,8 @@ connection per client, so a limit of several hundred is reached in about a secon
 
 from __future__ import annotations
 
-import email.utils
 import random
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -24,236 +20,16 @@ from makrx_contracts.harness.config import MakrxConfig
 from makrx_contracts.harness.contract import MUST, SHOULD, expect
 from makrx_contracts.harness.ports import SourceAddresses
 
+from .burst import Limit, RateOp, burst, shared, shared_within
 from .openapi import Operation
-from .provoke import HEALTH_PATHS, Provoker, RateOp
+from .provoke import HEALTH_PATHS, Provoker, outage
+from .ratelimit_headers import LIMIT_HEADERS, limit_headers, retry_after
 
 # -n hands this module out early (harness/scheduler.py): its contracts wait on timers.
 pytestmark = [pytest.mark.ratelimit, pytest.mark.long(4)]
 
 XFF = "X-Forwarded-For"
-# Header values only (RFC 5737 documentation ranges): no traffic is ever sent to these addresses.
-_DOC_NETS = ("192.0.2", "198.51.100", "203.0.113")
-_rng = random.Random()
-_LIMIT_HEADERS = (
-    "RateLimit",
-    "RateLimit-Limit",
-    "RateLimit-Remaining",
-    "RateLimit-Policy",
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-)
-_REMAINING = re.compile(r"(?:^|[;,\s])r=(\d+)")
 RECOVERY_TIMEOUT = 20.0  # seconds a backend has to use Redis again after it returns
-
-
-def _doc_address() -> str:
-    return f"{_rng.choice(_DOC_NETS)}.{_rng.randrange(1, 255)}"
-
-
-# --- bursts ---------------------------------------------------------------------------------------------
-
-
-def _remaining(response: httpx.Response) -> int | None:
-    """Requests left in the window, from any of the common limit headers (None when absent)."""
-    for name in ("RateLimit-Remaining", "X-RateLimit-Remaining"):
-        value = response.headers.get(name, "").strip()
-        if value.isdigit():
-            return int(value)
-    match = _REMAINING.search(response.headers.get("RateLimit", ""))
-    return int(match.group(1)) if match else None
-
-
-@dataclass
-class Burst:
-    """What a burst saw: how many requests passed before the first 429, and anything alarming."""
-
-    sent: int = 0
-    allowed: int = 0
-    limited: httpx.Response | None = None
-    last: httpx.Response | None = None
-    server_errors: list[httpx.Response] = field(default_factory=list)
-    transport_errors: list[str] = field(default_factory=list)
-    rolled_over: bool = False  # a limit header's remaining count went up: the window reset mid-burst
-
-    @property
-    def evidence(self) -> list[httpx.Response]:
-        shown = [*self.server_errors[:2]]
-        for response in (self.limited, self.last):
-            if response is not None and response not in shown:
-                shown.append(response)
-        return shown
-
-
-def burst(
-    clients: Sequence[ContractClient],
-    op: RateOp,
-    budget: int,
-    *,
-    headers: Callable[[int], Mapping[str, str]] | None = None,
-) -> Burst:
-    """Send ``op`` round-robin over ``clients`` until the first 429 or ``budget`` requests.
-
-    Only the last exchanges of each client are kept, so a failure shows the interesting ones.
-    """
-    result = Burst()
-    last_remaining: dict[int, int] = {}
-    for n in range(budget):
-        index = n % len(clients)
-        try:
-            response = op.send(clients[index], headers(n) if headers else None)
-        except httpx.TransportError as exc:
-            result.transport_errors.append(f"{type(exc).__name__}: {exc}")
-            result.sent += 1
-            if len(result.transport_errors) >= 3:
-                break
-            continue
-        result.sent += 1
-        result.last = response
-        if response.status_code >= 500:
-            result.server_errors.append(response)
-        remaining = _remaining(response)
-        if remaining is not None:
-            if remaining > last_remaining.get(index, remaining):
-                result.rolled_over = True
-            last_remaining[index] = remaining
-        if response.status_code == 429:
-            result.limited = response
-            break
-        result.allowed += 1
-    for client in clients:
-        del client.exchanges[:-2]
-    return result
-
-
-@dataclass(frozen=True)
-class Limit:
-    """The limit found on the main instance: ``allowed`` requests pass, the next one is 429."""
-
-    allowed: int
-    op: RateOp
-    budget: int
-
-    @property
-    def shared_ceiling(self) -> int:
-        """Most requests two instances sharing one count may let through (slack for refills and races)."""
-        return self.allowed + max(3, self.allowed // 4)
-
-
-@pytest.fixture(scope="module")
-def rate_op(provoker: Provoker) -> RateOp:
-    """The request under test: ``rate_limit_path`` of the target's settings, else the first of a public GET
-    under /api, the GET a plain valid token may call, a write per method, that a burst sees limited."""
-    return provoker.rate_op
-
-
-@pytest.fixture(scope="module")
-def rate_auth(provoker: Provoker) -> Callable[[], dict[str, str]]:
-    """Credentials of one new caller of the rate path (none when it is public)."""
-    return provoker.rate_limit_auth
-
-
-@pytest.fixture(scope="module")
-def limit(
-    makrx_target: RunningTarget,
-    rate_op: RateOp,
-    makrx_config: MakrxConfig,
-    makrx_source_addresses: SourceAddresses,
-    rate_auth: Callable[[], dict[str, str]],
-) -> Limit | None:
-    """The limit as observed by a burst from a fresh address (a second try if the window reset)."""
-    for _ in range(2):
-        with ContractClient(
-            makrx_target.base_url, source_address=makrx_source_addresses.next(), headers=rate_auth()
-        ) as client:
-            seen = burst([client], rate_op, makrx_config.rate_budget)
-        if seen.limited is None:
-            return None
-        if not seen.rolled_over:
-            break
-    return Limit(seen.allowed, rate_op, makrx_config.rate_budget)
-
-
-def need(limit: Limit | None, makrx_config: MakrxConfig) -> Limit:
-    if limit is None:
-        pytest.skip(
-            f"precondition: no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests (see RATE-LIMIT)"
-        )
-    return limit
-
-
-@pytest.fixture
-def fresh(
-    makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]], request: pytest.FixtureRequest
-) -> Callable[..., list[ContractClient]]:
-    """``fresh(a, b, ...)``: one client per given instance, all from one new source address and with one
-    caller's credentials (one caller)."""
-
-    def make(*targets: RunningTarget) -> list[ContractClient]:
-        address = makrx_source_addresses.next()
-        headers = rate_auth()
-        clients = [ContractClient(t.base_url, source_address=address, headers=headers) for t in targets]
-        for client in clients:
-            request.addfinalizer(client.close)
-        return clients
-
-    return make
-
-
-@pytest.fixture(scope="module")
-def second_instance(makrx_launcher: TargetLauncher, makrx_target: RunningTarget) -> Iterator[RunningTarget]:
-    """A second instance of the backend with the same environment (same Redis, same database)."""
-    with makrx_launcher.instance(name=f"{makrx_target.spec.name}-second") as target:
-        yield target
-
-
-@pytest.fixture(scope="module")
-def proxied_instance(makrx_launcher: TargetLauncher, makrx_target: RunningTarget) -> Iterator[RunningTarget]:
-    """An instance started with TRUST_PROXY=true, as behind a reverse proxy."""
-    with makrx_launcher.instance({"TRUST_PROXY": "true"}, name=f"{makrx_target.spec.name}-trust-proxy") as target:
-        yield target
-
-
-def _owned_redis(services: Any) -> Any:
-    redis = services.redis
-    if not getattr(redis, "owns_process", False):
-        pytest.skip("Redis is external (not started by the harness), so it cannot be stopped")
-    return redis
-
-
-def shared_burst(fresh: Callable[..., list[ContractClient]], a: RunningTarget, b: RunningTarget, limit: Limit) -> Burst:
-    """From one new address, alternate between ``a`` and ``b`` until 429; stop past the shared ceiling."""
-    for _ in range(2):
-        seen = burst(fresh(a, b), limit.op, limit.shared_ceiling + 1)
-        if not seen.rolled_over:
-            break
-    return seen
-
-
-def _shared(seen: Burst, limit: Limit) -> bool:
-    return seen.limited is not None and seen.allowed <= limit.shared_ceiling
-
-
-def shared_within(
-    timeout: float,
-    redis: Any,
-    fresh: Callable[..., list[ContractClient]],
-    a: RunningTarget,
-    b: RunningTarget,
-    limit: Limit,
-) -> Burst:
-    """Flush Redis and burst across ``a`` and ``b`` until they share the count or ``timeout`` passes; the
-    last burst. A backend that just lived through a Redis outage (this test's or an earlier one's) may
-    count in memory for a moment before it uses Redis again: that is allowed, for a bounded time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        redis.flushall()
-        seen = shared_burst(fresh, a, b, limit)
-        if _shared(seen, limit) or time.monotonic() >= deadline:
-            return seen
-        time.sleep(0.5)
-
-
-# --- contracts ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.contract("RATE-LIMIT", level=MUST)
@@ -277,18 +53,6 @@ def test_a_burst_reaches_the_limit(
     )
 
 
-def _retry_after_ok(value: str | None) -> bool:
-    if value is None:
-        return False
-    value = value.strip()
-    if value.isdigit():
-        return True
-    try:
-        return email.utils.parsedate_to_datetime(value) is not None
-    except (TypeError, ValueError):
-        return False
-
-
 @pytest.mark.contract("RATE-RETRY-AFTER", level=MUST)
 def test_a_429_says_when_to_retry(provoked: Callable[..., httpx.Response]) -> None:
     """A 429 carries Retry-After (delay-seconds or an HTTP date), so clients know when to come back.
@@ -298,16 +62,12 @@ def test_a_429_says_when_to_retry(provoked: Callable[..., httpx.Response]) -> No
     response = provoked("429")
     value = response.headers.get("Retry-After")
     expect(
-        _retry_after_ok(value),
+        retry_after(response) is not None,
         "a 429 without a valid Retry-After",
         received=f"Retry-After: {value!r}",
         expected="Retry-After: <seconds> or an HTTP date",
         response=response,
     )
-
-
-def _limit_headers(response: httpx.Response) -> list[str]:
-    return [name for name in _LIMIT_HEADERS if name in response.headers]
 
 
 @pytest.mark.contract("RATE-HEADERS", level=SHOULD)
@@ -331,9 +91,9 @@ def test_limit_headers_are_sent(
         )
     for response in (ok, limited):
         expect(
-            _limit_headers(response),
+            limit_headers(response),
             f"the {response.status_code} response of {rate_op} has no limit headers",
-            received="none of " + ", ".join(_LIMIT_HEADERS),
+            received="none of " + ", ".join(LIMIT_HEADERS),
             expected="RateLimit + RateLimit-Policy (or RateLimit-Limit/-Remaining, or X-RateLimit-*)",
             response=response,
         )
@@ -356,7 +116,7 @@ def test_limits_are_shared_across_instances(
     found = need(limit, makrx_config)
     seen = shared_within(RECOVERY_TIMEOUT, makrx_services.redis, fresh, makrx_target, second_instance, found)
     expect(
-        _shared(seen, found),
+        shared(seen, found),
         "two instances on one Redis do not share the limit",
         received=(
             f"{seen.allowed} requests passed across both instances"
@@ -383,8 +143,9 @@ def test_redis_outage_falls_back_to_memory(
     CONVENTIONS, Rate Limiting: "Redis-backed limiter with in-memory fallback".
     """
     found = need(limit, makrx_config)
-    redis = _owned_redis(makrx_services)
-    if not _shared(shared_within(RECOVERY_TIMEOUT, redis, fresh, makrx_target, second_instance, found), found):
+    redis = makrx_services.redis
+    redis_down = outage(redis, "Redis")
+    if not shared(shared_within(RECOVERY_TIMEOUT, redis, fresh, makrx_target, second_instance, found), found):
         pytest.skip("precondition: the instances do not share the limit through Redis (see RATE-SHARED)")
     (midway,) = fresh(makrx_target)  # a client whose count is half spent when Redis goes away
     before = burst([midway], found.op, max(1, found.allowed // 2))
@@ -393,7 +154,7 @@ def test_redis_outage_falls_back_to_memory(
             f"precondition: {found.op} answers {before.server_errors[0].status_code} already with "
             "Redis up (a server error, not a rate-limit matter)"
         )
-    with redis.outage():
+    with redis_down:
         during = [burst([midway], found.op, 3), burst(fresh(second_instance), found.op, 3)]
         down = burst(fresh(makrx_target), found.op, found.budget)
     errors = [r for seen in (*during, down) for r in seen.server_errors]
@@ -401,7 +162,9 @@ def test_redis_outage_falls_back_to_memory(
     expect(
         not errors and not failures,
         "requests failed while Redis was down",
-        received=(f"{len(errors)} responses 5xx" if errors else "; ".join(failures[:2])),
+        received=(
+            f"{len(errors)} responses 5xx" if errors else "; ".join(f"{type(e).__name__}: {e}" for e in failures[:2])
+        ),
         expected="the service keeps serving when Redis is down",
         response=errors[:2] or down.evidence,
     )
@@ -414,7 +177,7 @@ def test_redis_outage_falls_back_to_memory(
     )
     back = shared_within(RECOVERY_TIMEOUT, redis, fresh, makrx_target, second_instance, found)
     expect(
-        _shared(back, found),
+        shared(back, found),
         "Redis is not used again after it came back",
         received=f"{back.allowed} requests passed across both instances {RECOVERY_TIMEOUT:.0f} s after Redis returned",
         expected=f"a shared limit again: 429 after about {found.allowed}",
@@ -521,3 +284,90 @@ def test_health_probes_are_not_limited(
         expected="probes answer (200/503) even when the client is over its API limit",
         response=[spent.limited, *limited],
     )
+
+
+# -------------------------------------------------------------------------------------- fixtures, helpers
+
+
+@pytest.fixture(scope="module")
+def rate_op(provoker: Provoker) -> RateOp:
+    """The request under test: ``rate_limit_path`` of the target's settings, else the first of a public GET
+    under /api, the GET a plain valid token may call, a write per method, that a burst sees limited."""
+    return provoker.rate_op
+
+
+@pytest.fixture(scope="module")
+def rate_auth(provoker: Provoker) -> Callable[[], dict[str, str]]:
+    """Credentials of one new caller of the rate path (none when it is public)."""
+    return provoker.rate_limit_auth
+
+
+@pytest.fixture(scope="module")
+def limit(
+    makrx_target: RunningTarget,
+    rate_op: RateOp,
+    makrx_config: MakrxConfig,
+    makrx_source_addresses: SourceAddresses,
+    rate_auth: Callable[[], dict[str, str]],
+) -> Limit | None:
+    """The limit as observed by a burst from a fresh address (a second try if the window reset)."""
+    for _ in range(2):
+        with ContractClient(
+            makrx_target.base_url, source_address=makrx_source_addresses.next(), headers=rate_auth()
+        ) as client:
+            seen = burst([client], rate_op, makrx_config.rate_budget)
+        if seen.limited is None:
+            return None
+        if not seen.rolled_over:
+            break
+    return Limit(seen.allowed, rate_op, makrx_config.rate_budget)
+
+
+@pytest.fixture
+def fresh(
+    makrx_source_addresses: SourceAddresses, rate_auth: Callable[[], dict[str, str]], request: pytest.FixtureRequest
+) -> Callable[..., list[ContractClient]]:
+    """``fresh(a, b, ...)``: one client per given instance, all from one new source address and with one
+    caller's credentials (one caller)."""
+
+    def make(*targets: RunningTarget) -> list[ContractClient]:
+        address = makrx_source_addresses.next()
+        headers = rate_auth()
+        clients = [ContractClient(t.base_url, source_address=address, headers=headers) for t in targets]
+        for client in clients:
+            request.addfinalizer(client.close)
+        return clients
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def second_instance(makrx_launcher: TargetLauncher, makrx_target: RunningTarget) -> Iterator[RunningTarget]:
+    """A second instance of the backend with the same environment (same Redis, same database)."""
+    with makrx_launcher.instance(name=f"{makrx_target.spec.name}-second") as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def proxied_instance(makrx_launcher: TargetLauncher, makrx_target: RunningTarget) -> Iterator[RunningTarget]:
+    """An instance started with TRUST_PROXY=true, as behind a reverse proxy."""
+    with makrx_launcher.instance({"TRUST_PROXY": "true"}, name=f"{makrx_target.spec.name}-trust-proxy") as target:
+        yield target
+
+
+def need(limit: Limit | None, makrx_config: MakrxConfig) -> Limit:
+    """The limit found, or a skip pointing at RATE-LIMIT (which fails when no burst is limited)."""
+    if limit is None:
+        pytest.skip(
+            f"precondition: no 429 within --makrx-rate-budget={makrx_config.rate_budget} requests (see RATE-LIMIT)"
+        )
+    return limit
+
+
+_DOC_NETS = ("192.0.2", "198.51.100", "203.0.113")
+_rng = random.Random()
+
+
+def _doc_address() -> str:
+    """A client address for X-Forwarded-For only (RFC 5737 documentation ranges): no traffic is sent to it."""
+    return f"{_rng.choice(_DOC_NETS)}.{_rng.randrange(1, 255)}"

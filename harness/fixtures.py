@@ -1,6 +1,7 @@
 """The session fixtures that start everything a contract needs, lazily and in order: the run's workdir →
-services (Postgres, Redis) → the fake Keycloak issuer → the target's launcher → the running target; and
-the clients that talk to it. Registered by the plugin (harness/plugin.py imports them by name)."""
+the target's interpreter and fork server → services (Postgres, Redis) → the fake Keycloak issuer → the
+target's launcher → the running target; and the clients that talk to it. Registered by the plugin
+(harness/plugin.py imports them by name)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 
 from . import stash, timings
-from .backend.launcher import RunningTarget, TargetLauncher
+from .backend.interpreter import backend_python
+from .backend.launcher import TargetLauncher
+from .backend.preload import ForkServerClient
 from .backend.resolve import TargetSpec
+from .backend.running import RunningTarget
+from .backend.starter import fork_server_for
 from .client import ContractClient, tls_context
 from .config import MakrxConfig
 from .errors import HarnessError, TargetError
@@ -30,9 +35,12 @@ __all__ = [
     "bad_token",
     "fail_run",
     "make_token",
+    "makrx_backend_python",
     "makrx_client",
     "makrx_client_factory",
+    "makrx_client_id",
     "makrx_config",
+    "makrx_fork_server",
     "makrx_issuer",
     "makrx_launcher",
     "makrx_services",
@@ -44,7 +52,7 @@ __all__ = [
 ]
 
 
-def fail_run(exc: HarnessError, session: pytest.Session) -> None:
+def fail_run(exc: HarnessError, session: pytest.Session) -> NoReturn:
     """A harness problem ends the whole run with its one message, instead of a wall of errors. An xdist
     worker also hands the message to its controller as the reason to stop (`shouldstop`): a worker that
     only exited would leave its scheduled tests behind, which xdist reports as an INTERNALERROR."""
@@ -146,39 +154,86 @@ def makrx_issuer(
 
 
 @pytest.fixture(scope="session")
-def make_token(makrx_issuer: Issuer) -> TokenMaker:
-    """Mint a valid access token (audience: the current target's client id); keywords override claims."""
-    return TokenMaker(makrx_issuer)
+def makrx_client_id(pytestconfig: pytest.Config) -> str | None:
+    """The client id of the target being checked, the audience of its tokens; None without a target (the
+    issuer's default audience then). With several targets the plugin parametrizes it beside
+    ``makrx_target_spec`` (`pytest_generate_tests`); this value serves the first target."""
+    specs = pytestconfig.stash.get(stash.SPECS, [])
+    return specs[0].client_id if specs else None
 
 
 @pytest.fixture(scope="session")
-def bad_token(makrx_issuer: Issuer) -> BadTokens:
+def make_token(makrx_issuer: Issuer, makrx_client_id: str | None) -> TokenMaker:
+    """Mint a valid access token (audience: the current target's client id); keywords override claims."""
+    return TokenMaker(makrx_issuer, makrx_client_id)
+
+
+@pytest.fixture(scope="session")
+def bad_token(makrx_issuer: Issuer, makrx_client_id: str | None) -> BadTokens:
     """The bad-token catalogue for the current target: ``bad_token("alg_none")``, ``bad_token.cases``."""
-    return BadTokens(makrx_issuer)
+    return BadTokens(makrx_issuer, makrx_client_id)
+
+
+@pytest.fixture(scope="session")
+def makrx_backend_python(
+    makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, request: pytest.FixtureRequest
+) -> str:
+    """The interpreter a path target's processes run with (its own venv's when set); checked before
+    anything starts, so a wrong one is the run's one message."""
+    try:
+        return backend_python(makrx_target_spec, makrx_config.python)
+    except HarnessError as exc:
+        _boot_failed(request, makrx_target_spec, exc)
+
+
+@pytest.fixture(scope="session")
+def makrx_fork_server(
+    makrx_target_spec: TargetSpec, makrx_workdir: Path, request: pytest.FixtureRequest
+) -> Iterator[ForkServerClient | None]:
+    """The fork server a path target's instances fork from (DESIGN.md, Performance): under xdist the
+    controller's, shared by its workers, else one of this process's. None: each starts a fresh interpreter.
+    The launcher takes it by argument, so it starts before the services and the issuer: its second of
+    imports, which the first boot waits for, overlaps their start."""
+    if makrx_target_spec.is_url:
+        yield None
+        return
+    python = request.getfixturevalue("makrx_backend_python")
+    shared = getattr(request.config, "workerinput", {}).get("makrx_fork_servers", {}).get(makrx_target_spec.display)
+    forks = (
+        ForkServerClient(shared) if shared is not None else fork_server_for(makrx_target_spec, python, makrx_workdir)
+    )
+    try:
+        yield forks
+    finally:
+        if forks is not None:
+            forks.close()
 
 
 @pytest.fixture(scope="session")
 def makrx_launcher(
-    makrx_target_spec: TargetSpec, makrx_config: MakrxConfig, makrx_workdir: Path, request: pytest.FixtureRequest
+    makrx_target_spec: TargetSpec,
+    makrx_config: MakrxConfig,
+    makrx_workdir: Path,
+    makrx_fork_server: ForkServerClient | None,
+    request: pytest.FixtureRequest,
 ) -> Iterator[TargetLauncher]:
-    """Starts instances of a path target (skips for URL targets, which the harness cannot restart)."""
+    """Starts instances of a path target (skips for URL targets, which the harness cannot restart). It
+    depends on the fork server by argument, so a new target's launcher closes before its fork server does;
+    the rest is asked for after the skip, which a URL target's run must reach without starting services."""
     if makrx_target_spec.is_url:
         pytest.skip(f"needs to start or reconfigure the backend; {makrx_target_spec.url} is a running URL target")
+    services = request.getfixturevalue("makrx_services")
+    issuer = request.getfixturevalue("makrx_issuer")
+    launcher = TargetLauncher(
+        makrx_target_spec,
+        workdir=makrx_workdir,
+        services=services,
+        issuer=issuer,
+        fork_server=makrx_fork_server,
+        python=request.getfixturevalue("makrx_backend_python"),
+        ready_timeout=makrx_config.ready_timeout,
+    )
     try:
-        # First, so its fork server imports the backend's packages while the services start.
-        shared = getattr(request.config, "workerinput", {}).get("makrx_fork_servers", {})
-        launcher = TargetLauncher(
-            makrx_target_spec,
-            workdir=makrx_workdir,
-            ready_timeout=makrx_config.ready_timeout,
-            python=makrx_config.python,
-            fork_server=shared.get(makrx_target_spec.display),
-        )
-    except HarnessError as exc:
-        _boot_failed(request, makrx_target_spec, exc)
-    try:
-        launcher.services = request.getfixturevalue("makrx_services")
-        launcher.issuer = request.getfixturevalue("makrx_issuer")
         yield launcher
     finally:
         launcher.close()
@@ -194,10 +249,9 @@ def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) 
     if spec.is_url:
         _check_answers(str(spec.url), request, spec)
         return RunningTarget(spec=spec, base_url=str(spec.url))
-    issuer = request.getfixturevalue("makrx_issuer")
-    issuer.tokens.default_audience = spec.client_id  # make_token follows the target being checked
-    issuer.tokens.default_roles = spec.settings.token_roles
     launcher: TargetLauncher = request.getfixturevalue("makrx_launcher")
+    issuer = request.getfixturevalue("makrx_issuer")
+    issuer.tokens.default_roles = spec.settings.token_roles  # tokens minted without roles carry the target's
     try:
         target = launcher.launch(name=spec.display.replace("/", "_"))
     except HarnessError as exc:
@@ -222,7 +276,7 @@ def _check_answers(url: str, request: pytest.FixtureRequest, spec: TargetSpec) -
         )
 
 
-def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessError) -> None:
+def _boot_failed(request: pytest.FixtureRequest, spec: TargetSpec, exc: HarnessError) -> NoReturn:
     """One target that cannot boot: one message. Alone it ends the run; in a matrix, its tests error."""
     request.config.stash[stash.BOOT_ERRORS][spec.display] = exc.message
     if len(request.config.stash[stash.SPECS]) == 1:

@@ -28,9 +28,12 @@ from .errors import ConfigError, TargetError
 from .fixtures import (  # noqa: F401  (imported to register them: the fixtures of this plugin)
     bad_token,
     make_token,
+    makrx_backend_python,
     makrx_client,
     makrx_client_factory,
+    makrx_client_id,
     makrx_config,
+    makrx_fork_server,
     makrx_issuer,
     makrx_launcher,
     makrx_services,
@@ -169,10 +172,19 @@ def _expand(raw_targets: tuple[str, ...]) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Several targets: every contract runs once per target (one session-scoped backend each)."""
     specs = metafunc.config.stash.get(stash.SPECS, [])
-    if len(specs) > 1 and "makrx_target_spec" in metafunc.fixturenames:
+    if len(specs) < 2 or "makrx_target_spec" not in metafunc.fixturenames:
+        return
+    ids = [spec.display for spec in specs]
+    if "makrx_client_id" in metafunc.fixturenames:  # make_token's audience: the client id of the same target
         metafunc.parametrize(
-            "makrx_target_spec", specs, indirect=True, scope="session", ids=[spec.display for spec in specs]
+            ("makrx_target_spec", "makrx_client_id"),
+            [(spec, spec.client_id) for spec in specs],
+            indirect=["makrx_target_spec"],
+            scope="session",
+            ids=ids,
         )
+    else:
+        metafunc.parametrize("makrx_target_spec", specs, indirect=True, scope="session", ids=ids)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

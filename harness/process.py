@@ -105,6 +105,12 @@ class OwnedProcess(ABC):
     def is_running(self) -> bool:
         return self.exit_code() is None
 
+    def exit_reason(self, who: str) -> str | None:
+        """``"<who> exited with code N"`` once the process has ended, else None: the ``abort`` of a
+        ``wait_for`` on it, so a dead process never costs the whole timeout."""
+        code = self.exit_code()
+        return None if code is None else f"{who} exited with code {code}"
+
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
 

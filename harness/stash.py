@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .backend.launcher import RunningTarget
 from .backend.resolve import TargetSpec
+from .backend.running import RunningTarget
 from .backend.shared_forks import SharedForkServers
 from .baseline import Baseline
 from .config import MakrxConfig

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from makrx_contracts.harness.backend.launcher import TargetLauncher
 from makrx_contracts.harness.backend.preload import ForkServer, preload_modules
 from makrx_contracts.harness.backend.resolve import resolve_target
+from makrx_contracts.harness.backend.starter import fork_server_for
 
 PROBE = """
 import json, os, sys
@@ -127,11 +127,12 @@ def test_a_preload_that_starts_a_thread_makes_the_server_unusable(backend: Path,
 
 def test_preload_false_boots_instances_the_usual_way(tmp_path: Path) -> None:
     spec = resolve_target("reference")
-    default = TargetLauncher(spec, workdir=tmp_path)
+    default = fork_server_for(spec, sys.executable, tmp_path)
     try:
-        assert default._forks is not None
+        assert default is not None
     finally:
-        default.close()
-    off = TargetLauncher(replace(spec, settings=replace(spec.settings, preload=False)), workdir=tmp_path)
-    assert off._forks is None
-    assert off._fork_for({}) is None
+        if default is not None:
+            default.close()
+    assert (
+        fork_server_for(replace(spec, settings=replace(spec.settings, preload=False)), sys.executable, tmp_path) is None
+    )

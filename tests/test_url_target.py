@@ -22,7 +22,14 @@ def running_reference() -> Iterator[str]:
     with enterable_dir("urltarget-", on_shm=True) as workdir:
         services = provide_services("embedded", redis_url=None, database_url=None, workdir=workdir / "services")
         issuer = Issuer(realm="makrx", seed=0).start()
-        launcher = TargetLauncher(resolve_target("reference"), services=services, issuer=issuer, workdir=workdir)
+        launcher = TargetLauncher(
+            resolve_target("reference"),
+            workdir=workdir,
+            services=services,
+            issuer=issuer,
+            fork_server=None,  # one instance: a fork server would only add its own start
+            python=sys.executable,
+        )
         try:
             yield launcher.launch().base_url
         finally:

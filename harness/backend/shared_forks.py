@@ -13,35 +13,38 @@ from pathlib import Path
 
 from ..errors import HarnessError
 from ..watchdog import start_watchdog
-from .launcher import TargetLauncher
+from .interpreter import backend_python
+from .preload import ForkServer
 from .resolve import TargetSpec
+from .starter import fork_server_for
 
 __all__ = ["SharedForkServers"]
 
 
 class SharedForkServers:
     """Fork servers for ``specs`` (the path targets with the default command); ``names`` maps a target's
-    display name to its server's, for the workers' ``TargetLauncher(fork_server=...)``."""
+    display name to its server's, which the workers' ``makrx_fork_server`` connects to."""
 
     def __init__(self, specs: Sequence[TargetSpec], *, temp_root: str | None, python: str | None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="makrx-forks-", dir=temp_root))
         self._watchdog = start_watchdog(self.workdir)
-        self._launchers: list[TargetLauncher] = []
+        self._servers: list[ForkServer] = []
         self.names: dict[str, str] = {}
         for spec in specs:
             if spec.is_url:
                 continue
             try:
-                launcher = TargetLauncher(spec, workdir=self.workdir / spec.display.replace("/", "_"), python=python)
+                interpreter = backend_python(spec, python)
             except HarnessError:
                 continue  # the workers report it, with the fix
-            self._launchers.append(launcher)
-            if launcher.fork_server is not None:
-                self.names[spec.display] = launcher.fork_server
+            server = fork_server_for(spec, interpreter, self.workdir / spec.display.replace("/", "_"))
+            if server is not None:
+                self._servers.append(server)
+                self.names[spec.display] = server.name
 
     def close(self) -> None:
-        for launcher in self._launchers:
-            launcher.close()
+        for server in self._servers:
+            server.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
         self._watchdog.terminate()
         self._watchdog.wait(5)

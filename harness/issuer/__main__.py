@@ -80,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     serve.add_argument("--port", type=int, default=8081, help="port to bind, 0 for a free one (default: %(default)s)")
     serve.add_argument("--realm", default="makrx", help="realm name (default: %(default)s)")
-    serve.add_argument("--seed", type=int, default=0, help="seed for keys and faker users (default: %(default)s)")
+    serve.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the faker users (default: %(default)s); the keys are new at every start",
+    )
     serve.add_argument(
         "--algorithm", choices=["RS256", "ES256"], default="RS256", help="signing algorithm (default: %(default)s)"
     )

@@ -6,12 +6,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ._http import HttpServer, Reply, Request
-from .keys import _USE_DEFAULT, Key, derived_private_key
+from .key import Key, generated_key
 
 __all__ = ["AttackerServer", "Hit"]
 
@@ -33,8 +32,8 @@ class AttackerServer:
     any path ending in ``.pem`` (for ``x5u``). Every request is recorded; ``was_fetched()`` tells.
     """
 
-    def __init__(self, *, seed: int | None = 0, realm: str = "attacker", cache_dir: Path | None = _USE_DEFAULT) -> None:
-        private = derived_private_key("RSA", 2048, seed, "attacker-0", cache_dir)
+    def __init__(self, *, seed: int | None = 0, realm: str = "attacker") -> None:
+        private = generated_key("RSA", 2048, seed, "attacker-0")
         self.key = Key(private, alg="RS256", use="sig", realm=realm, label="attacker-0", index=0)
         self.key.state = "active"
         self._hits: list[Hit] = []

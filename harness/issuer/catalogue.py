@@ -18,10 +18,8 @@ refuses (a numeric-string or missing exp, a future iat, an unknown crit, a kid t
 
 from __future__ import annotations
 
-import base64
 import difflib
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,9 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from makrx_contracts.harness.errors import IssuerError
 
-from ._jose import b64url, compact, json_segment
+from ._jose import b64url, b64url_decode, json_segment
 from .attacker import AttackerServer
-from .tokens import primary_audience
+from .forge import Forge, members_segment
 
 if TYPE_CHECKING:
     from .keys import Key
@@ -93,7 +91,7 @@ class Case:
     tags: frozenset[str] = frozenset()
     algorithms: frozenset[str] = _ALL_ALGS
     issuer_only: bool = False
-    builder: Callable[[_Ctx], str] = field(repr=False, compare=False, default=lambda ctx: "")
+    builder: Callable[..., str] = field(repr=False, compare=False, default=lambda forge: "")
     preparer: Callable[[Issuer], None] | None = field(repr=False, compare=False, default=None)
 
     @property
@@ -112,59 +110,14 @@ class Case:
             self.preparer(issuer)
 
     def build(self, issuer: Issuer, audience: str | None = None, **options: Any) -> str:
-        """The token for this case, against ``issuer`` and the backend's ``audience`` (its client id)."""
+        """The token for this case, against ``issuer`` and the backend's ``audience`` (its client id);
+        ``options`` go to the case's builder (``oversized_16kb`` takes ``size``)."""
         if not self.applies(issuer):
             raise IssuerError(
                 f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
                 fix="filter with case.applies(issuer) or BadTokens.cases",
             )
-        return self.builder(
-            _Ctx(issuer, primary_audience(issuer.default_audience if audience is None else audience), options)
-        )
-
-
-class _Ctx:
-    """What a builder needs: the issuer, the audience, a valid payload, and signing helpers."""
-
-    def __init__(self, issuer: Issuer, audience: str, options: Mapping[str, Any]) -> None:
-        self.issuer = issuer
-        self.audience = audience
-        self.options = options
-        self.now = issuer.now()
-        self.key: Key = issuer.keys.active
-
-    def claims(self, **overrides: Any) -> dict[str, Any]:
-        return self.issuer.claims(audience=self.audience, **overrides)
-
-    def header(self, **members: Any) -> dict[str, Any]:
-        header: dict[str, Any] = {"alg": self.key.alg, "typ": "JWT", "kid": self.key.kid}
-        for name, value in members.items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
-        return header
-
-    def signed(
-        self,
-        claims: Mapping[str, Any] | str | None = None,
-        header: Mapping[str, Any] | str | None = None,
-        *,
-        alg: str | None = None,
-        key: Any = None,
-    ) -> str:
-        """``header.payload.signature`` with raw segments when str, signed by ``key`` (default: active key)."""
-        alg = alg or (header.get("alg") if isinstance(header, Mapping) else None) or self.key.alg
-        private = key if key is not None else self.key.private_key
-        return compact(
-            header if header is not None else self.header(),
-            claims if claims is not None else self.claims(),
-            alg,
-            private,
-        )
-
-    def valid(self) -> str:
-        return self.issuer.mint(audience=self.audience)
+        return self.builder(Forge(issuer, audience), **options)
 
 
 _REGISTRY: dict[str, Case] = {}
@@ -181,8 +134,8 @@ def _case(
     algorithms: frozenset[str] = _ALL_ALGS,
     prepare: Callable[[Issuer], None] | None = None,
     issuer_only: bool = False,
-) -> Callable[[Callable[[_Ctx], str]], Callable[[_Ctx], str]]:
-    def register(builder: Callable[[_Ctx], str]) -> Callable[[_Ctx], str]:
+) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    def register(builder: Callable[..., str]) -> Callable[..., str]:
         if name in _REGISTRY:
             raise ValueError(f"duplicate catalogue case {name}")
         _REGISTRY[name] = Case(
@@ -199,7 +152,7 @@ def _two_signing_keys(issuer: Issuer) -> None:
 
 
 def _flip(signature_segment: str) -> str:
-    raw = bytearray(base64.urlsafe_b64decode(signature_segment + "=" * (-len(signature_segment) % 4)))
+    raw = bytearray(b64url_decode(signature_segment))
     raw[len(raw) // 2] ^= 0x01
     return b64url(bytes(raw))
 
@@ -208,8 +161,8 @@ def _flip(signature_segment: str) -> str:
 
 
 @_case("expired", "exp one hour in the past.", hint="verify exp", tags=("time",))
-def _expired(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iat=ctx.now - 3900, exp=ctx.now - 3600))
+def _expired(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iat=forge.now - 3900, exp=forge.now - 3600))
 
 
 @_case(
@@ -218,8 +171,8 @@ def _expired(ctx: _Ctx) -> str:
     hint=f"keep the exp leeway at or below {LEEWAY} s",
     tags=("time",),
 )
-def _exp_beyond_leeway(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iat=ctx.now - 600, exp=ctx.now - LEEWAY - 5))
+def _exp_beyond_leeway(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iat=forge.now - 600, exp=forge.now - LEEWAY - 5))
 
 
 @_case(
@@ -230,8 +183,8 @@ def _exp_beyond_leeway(ctx: _Ctx) -> str:
     pyjwt_rejects=False,
     tags=("time", "claims"),
 )
-def _exp_missing(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(exp=None))
+def _exp_missing(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(exp=None))
 
 
 @_case(
@@ -242,20 +195,18 @@ def _exp_missing(ctx: _Ctx) -> str:
     pyjwt_rejects=False,
     tags=("time", "types"),
 )
-def _exp_string(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(exp=str(ctx.now + 3600)))
+def _exp_string(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(exp=str(forge.now + 3600)))
 
 
 @_case("exp_null", "exp is JSON null.", issuer_only=True, hint="check claim types", tags=("time", "types"))
-def _exp_null(ctx: _Ctx) -> str:
-    claims = ctx.claims()
-    claims["exp"] = None
-    return ctx.signed(claims)
+def _exp_null(forge: Forge) -> str:
+    return forge.sign(claims={**forge.claims(), "exp": None})
 
 
 @_case("nbf_future", "nbf one hour in the future: not valid yet.", hint="verify nbf", tags=("time",))
-def _nbf_future(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(nbf=ctx.now + 3600, exp=ctx.now + 7200))
+def _nbf_future(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(nbf=forge.now + 3600, exp=forge.now + 7200))
 
 
 @_case(
@@ -264,8 +215,8 @@ def _nbf_future(ctx: _Ctx) -> str:
     hint=f"keep the nbf leeway at or below {LEEWAY} s",
     tags=("time",),
 )
-def _nbf_beyond_leeway(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(nbf=ctx.now + LEEWAY + 5, exp=ctx.now + 3600))
+def _nbf_beyond_leeway(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(nbf=forge.now + LEEWAY + 5, exp=forge.now + 3600))
 
 
 @_case(
@@ -275,8 +226,8 @@ def _nbf_beyond_leeway(ctx: _Ctx) -> str:
     hint="verify iat is not in the future (pyjwt does)",
     tags=("time",),
 )
-def _iat_future(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iat=ctx.now + 3600, exp=ctx.now + 7200))
+def _iat_future(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iat=forge.now + 3600, exp=forge.now + 7200))
 
 
 @_case(
@@ -286,8 +237,8 @@ def _iat_future(ctx: _Ctx) -> str:
     hint=f"keep the iat leeway at or below {LEEWAY} s",
     tags=("time",),
 )
-def _iat_beyond_leeway(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iat=ctx.now + LEEWAY + 5, exp=ctx.now + 3600))
+def _iat_beyond_leeway(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iat=forge.now + LEEWAY + 5, exp=forge.now + 3600))
 
 
 # ---------------------------------------------------------------------------------------------- iss / aud
@@ -303,42 +254,42 @@ def _other_scheme(url: str) -> str:
     hint="compare iss exactly with KEYCLOAK_ISSUER",
     tags=("iss",),
 )
-def _iss_other_realm(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iss=f"{ctx.issuer.base_url}/realms/other"))
+def _iss_other_realm(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iss=f"{forge.issuer.base_url}/realms/other"))
 
 
 @_case("iss_trailing_slash", "iss with a trailing slash.", hint="compare iss exactly, no normalisation", tags=("iss",))
-def _iss_trailing_slash(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iss=ctx.issuer.issuer_url + "/"))
+def _iss_trailing_slash(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iss=forge.issuer.issuer_url + "/"))
 
 
 @_case(
     "iss_other_scheme", "iss with https instead of http (or the reverse).", hint="compare iss exactly", tags=("iss",)
 )
-def _iss_other_scheme(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iss=_other_scheme(ctx.issuer.issuer_url)))
+def _iss_other_scheme(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iss=_other_scheme(forge.issuer.issuer_url)))
 
 
 @_case("iss_foreign_host", "iss of the same realm name on another host.", hint="compare iss exactly", tags=("iss",))
-def _iss_foreign_host(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iss=f"https://keycloak.attacker.example/realms/{ctx.issuer.realm}"))
+def _iss_foreign_host(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iss=f"https://keycloak.attacker.example/realms/{forge.issuer.realm}"))
 
 
 @_case("iss_missing", "No iss claim.", hint="require iss", tags=("iss",))
-def _iss_missing(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(iss=None))
+def _iss_missing(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(iss=None))
 
 
 @_case("aud_missing", "No aud claim.", hint="verify aud (KEYCLOAK_VERIFY_AUD=true) and require it", tags=("aud",))
-def _aud_missing(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud=None, azp=ctx.audience))
+def _aud_missing(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud=None, azp=forge.audience))
 
 
 @_case(
     "aud_wrong", 'aud is another service ("other-api").', hint="verify aud against KEYCLOAK_CLIENT_ID", tags=("aud",)
 )
-def _aud_wrong(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud="other-api", azp="other-api"))
+def _aud_wrong(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud="other-api", azp="other-api"))
 
 
 @_case(
@@ -347,8 +298,8 @@ def _aud_wrong(ctx: _Ctx) -> str:
     hint="verify aud against KEYCLOAK_CLIENT_ID",
     tags=("aud",),
 )
-def _aud_account_only(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud="account", azp="makrx-frontend"))
+def _aud_account_only(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud="account", azp="makrx-frontend"))
 
 
 @_case(
@@ -357,8 +308,8 @@ def _aud_account_only(ctx: _Ctx) -> str:
     hint="aud may be a list; ours must be in it",
     tags=("aud",),
 )
-def _aud_array_without_ours(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud=["account", "other-api"], azp="makrx-frontend"))
+def _aud_array_without_ours(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud=["account", "other-api"], azp="makrx-frontend"))
 
 
 @_case(
@@ -370,8 +321,8 @@ def _aud_array_without_ours(ctx: _Ctx) -> str:
     hint="accept aud as a list that contains KEYCLOAK_CLIENT_ID",
     tags=("aud", "control"),
 )
-def _aud_array_with_ours(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud=[ctx.audience, "account"], azp="makrx-frontend"))
+def _aud_array_with_ours(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud=[forge.audience, "account"], azp="makrx-frontend"))
 
 
 @_case(
@@ -380,8 +331,8 @@ def _aud_array_with_ours(ctx: _Ctx) -> str:
     hint="check claim types: aud is a string or a list",
     tags=("aud", "types"),
 )
-def _aud_object(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(aud={"aud": ctx.audience}))
+def _aud_object(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(aud={"aud": forge.audience}))
 
 
 # ---------------------------------------------------------------------------------------------- token type / size
@@ -394,9 +345,11 @@ def _aud_object(ctx: _Ctx) -> str:
     pyjwt_rejects=False,
     tags=("typ",),
 )
-def _id_token_as_access(ctx: _Ctx) -> str:
-    claims = ctx.claims(typ="ID", azp=ctx.audience, auth_time=ctx.now, at_hash=b64url(b"\x00" * 16), nonce="n-0S6")
-    return ctx.signed(claims)
+def _id_token_as_access(forge: Forge) -> str:
+    claims = forge.claims(
+        typ="ID", azp=forge.audience, auth_time=forge.now, at_hash=b64url(b"\x00" * 16), nonce="n-0S6"
+    )
+    return forge.sign(claims=claims)
 
 
 @_case(
@@ -407,8 +360,8 @@ def _id_token_as_access(ctx: _Ctx) -> str:
     pyjwt_rejects=False,
     tags=("typ",),
 )
-def _refresh_token_as_access(ctx: _Ctx) -> str:
-    return ctx.signed(ctx.claims(typ="Refresh", exp=ctx.now + 1800))
+def _refresh_token_as_access(forge: Forge) -> str:
+    return forge.sign(claims=forge.claims(typ="Refresh", exp=forge.now + 1800))
 
 
 @_case(
@@ -419,17 +372,17 @@ def _refresh_token_as_access(ctx: _Ctx) -> str:
     verdict=REJECT_OVERSIZED,
     tags=("size",),
 )
-def _oversized(ctx: _Ctx) -> str:
-    target = int(ctx.options.get("size", 16 * 1024))
-    base = ctx.claims()
+def _oversized(forge: Forge, size: int = 16 * 1024) -> str:
+    target = int(size)
+    base = forge.claims()
     filler = 0
     token = ""
     for _ in range(4):
-        token = ctx.signed({**base, "padding": "A" * filler})
+        token = forge.sign(claims={**base, "padding": "A" * filler})
         filler = max(0, filler + (target - len(token)) * 3 // 4)
     while len(token) < target:
         filler += 1
-        token = ctx.signed({**base, "padding": "A" * filler})
+        token = forge.sign(claims={**base, "padding": "A" * filler})
     return token
 
 
@@ -437,8 +390,8 @@ def _oversized(ctx: _Ctx) -> str:
 
 
 @_case("signature_tampered", "One bit of the signature flipped.", hint="verify the signature", tags=("signature",))
-def _signature_tampered(ctx: _Ctx) -> str:
-    h, p, s = ctx.valid().split(".")
+def _signature_tampered(forge: Forge) -> str:
+    h, p, s = forge.segments()
     return f"{h}.{p}.{_flip(s)}"
 
 
@@ -448,9 +401,9 @@ def _signature_tampered(ctx: _Ctx) -> str:
     hint="verify the signature over the exact received segments",
     tags=("signature",),
 )
-def _payload_tampered(ctx: _Ctx) -> str:
-    h, _, s = ctx.valid().split(".")
-    return f"{h}.{json_segment(ctx.claims(roles=('user', 'admin')))}.{s}"
+def _payload_tampered(forge: Forge) -> str:
+    h, _, s = forge.segments()
+    return f"{h}.{json_segment(forge.claims(roles=('user', 'admin')))}.{s}"
 
 
 @_case(
@@ -459,8 +412,8 @@ def _payload_tampered(ctx: _Ctx) -> str:
     hint="verify the signature; never treat an empty one as absent-but-fine",
     tags=("signature",),
 )
-def _signature_stripped(ctx: _Ctx) -> str:
-    h, p, _ = ctx.valid().split(".")
+def _signature_stripped(forge: Forge) -> str:
+    h, p, _ = forge.segments()
     return f"{h}.{p}."
 
 
@@ -470,18 +423,17 @@ def _signature_stripped(ctx: _Ctx) -> str:
     hint="verify the signature",
     tags=("signature",),
 )
-def _signature_zeroed(ctx: _Ctx) -> str:
-    h, p, s = ctx.valid().split(".")
-    return f"{h}.{p}.{b64url(bytes(len(base64.urlsafe_b64decode(s + '==='))))}"
+def _signature_zeroed(forge: Forge) -> str:
+    h, p, s = forge.segments()
+    return f"{h}.{p}.{b64url(bytes(len(b64url_decode(s))))}"
 
 
-def _alg_none_builder(spelling: str, trailing_dot: bool, keep_signature: bool = False) -> Callable[[_Ctx], str]:
-    def build(ctx: _Ctx) -> str:
-        header = json_segment(ctx.header(alg=spelling))
-        payload = json_segment(ctx.claims())
+def _alg_none_builder(spelling: str, trailing_dot: bool, keep_signature: bool = False) -> Callable[[Forge], str]:
+    def build(forge: Forge) -> str:
+        unsigned = forge.unsigned(header=forge.header(alg=spelling))
         if keep_signature:
-            return f"{header}.{payload}.{ctx.valid().split('.')[2]}"
-        return f"{header}.{payload}." if trailing_dot else f"{header}.{payload}"
+            return f"{unsigned}.{forge.segments()[2]}"
+        return f"{unsigned}." if trailing_dot else unsigned
 
     return build
 
@@ -517,10 +469,10 @@ def _confusion_secrets(key: Key) -> dict[str, bytes]:
     return secrets
 
 
-def _confusion_builder(variant: str) -> Callable[[_Ctx], str]:
-    def build(ctx: _Ctx) -> str:
+def _confusion_builder(variant: str) -> Callable[[Forge], str]:
+    def build(forge: Forge) -> str:
         # pyjwt refuses PEM keys as HMAC secrets, which is why this signs by hand.
-        return ctx.signed(header=ctx.header(alg="HS256"), alg="HS256", key=_confusion_secrets(ctx.key)[variant])
+        return forge.sign(header=forge.header(alg="HS256"), key=_confusion_secrets(forge.key)[variant])
 
     return build
 
@@ -550,8 +502,8 @@ _case(
 
 
 @_case("hs256_empty_secret", "HS256 with an empty HMAC secret.", hint="pin the algorithm", tags=("alg",))
-def _hs256_empty(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(alg="HS256"), alg="HS256", key=b"")
+def _hs256_empty(forge: Forge) -> str:
+    return forge.sign(header=forge.header(alg="HS256"), key=b"")
 
 
 @_case(
@@ -562,8 +514,8 @@ def _hs256_empty(ctx: _Ctx) -> str:
     tags=("alg",),
     algorithms=frozenset({"RS256"}),
 )
-def _ps256(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(alg="PS256"), alg="PS256")
+def _ps256(forge: Forge) -> str:
+    return forge.sign(header=forge.header(alg="PS256"))
 
 
 @_case(
@@ -574,8 +526,8 @@ def _ps256(ctx: _Ctx) -> str:
     tags=("alg",),
     algorithms=frozenset({"RS256"}),
 )
-def _rs512(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(alg="RS512"), alg="RS512")
+def _rs512(forge: Forge) -> str:
+    return forge.sign(header=forge.header(alg="RS512"))
 
 
 @_case(
@@ -584,17 +536,16 @@ def _rs512(ctx: _Ctx) -> str:
     hint="use a verifier that refuses r or s = 0; pin the algorithm",
     tags=("alg",),
 )
-def _psychic(ctx: _Ctx) -> str:
-    header = json_segment(ctx.header(alg="ES256"))
-    return f"{header}.{json_segment(ctx.claims())}.{b64url(bytes(64))}"
+def _psychic(forge: Forge) -> str:
+    return f"{forge.unsigned(header=forge.header(alg='ES256'))}.{b64url(bytes(64))}"
 
 
 # ---------------------------------------------------------------------------------------------- structure / encoding
 
 
 @_case("segments_1", "A single segment: not a JWT at all.", hint="parse defensively; 401, not 500", tags=("malformed",))
-def _segments_1(ctx: _Ctx) -> str:
-    return json_segment(ctx.claims())
+def _segments_1(forge: Forge) -> str:
+    return json_segment(forge.claims())
 
 
 @_case(
@@ -603,8 +554,8 @@ def _segments_1(ctx: _Ctx) -> str:
     hint="require exactly three segments",
     tags=("malformed",),
 )
-def _segments_2(ctx: _Ctx) -> str:
-    h, p, _ = ctx.valid().split(".")
+def _segments_2(forge: Forge) -> str:
+    h, p, _ = forge.segments()
     return f"{h}.{p}"
 
 
@@ -614,8 +565,8 @@ def _segments_2(ctx: _Ctx) -> str:
     hint="require exactly three segments",
     tags=("malformed",),
 )
-def _segments_4(ctx: _Ctx) -> str:
-    return ctx.valid() + "." + json_segment({})
+def _segments_4(forge: Forge) -> str:
+    return forge.sign() + "." + json_segment({})
 
 
 @_case(
@@ -624,19 +575,16 @@ def _segments_4(ctx: _Ctx) -> str:
     hint="refuse JWE where a JWS is expected",
     tags=("malformed",),
 )
-def _segments_5(ctx: _Ctx) -> str:
-    h, p, s = ctx.valid().split(".")
-    return ".".join([json_segment({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": ctx.key.kid}), h, p, s, b64url(b"tag")])
+def _segments_5(forge: Forge) -> str:
+    h, p, s = forge.segments()
+    return ".".join(
+        [json_segment({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": forge.key.kid}), h, p, s, b64url(b"tag")]
+    )
 
 
 @_case("segments_empty", 'Three empty segments ("..").', hint="parse defensively", tags=("malformed",))
-def _segments_empty(ctx: _Ctx) -> str:
+def _segments_empty(forge: Forge) -> str:
     return ".."
-
-
-def _signed_segments(ctx: _Ctx, claims: dict[str, Any]) -> tuple[str, str, str]:
-    h, p, s = ctx.signed(claims).split(".")
-    return h, p, s
 
 
 @_case(
@@ -645,10 +593,10 @@ def _signed_segments(ctx: _Ctx, claims: dict[str, Any]) -> tuple[str, str, str]:
     hint="verify the signature over the exact received bytes; base64url has no padding",
     tags=("malformed", "encoding"),
 )
-def _base64_padded(ctx: _Ctx) -> str:
+def _base64_padded(forge: Forge) -> str:
     filler = ""
     while True:
-        h, p, s = _signed_segments(ctx, ctx.claims(x=filler) if filler else ctx.claims())
+        h, p, s = forge.segments(claims=forge.claims(x=filler or None))
         if len(p) % 4 or len(h) % 4:
             break
         filler += "x"
@@ -666,10 +614,10 @@ def _base64_padded(ctx: _Ctx) -> str:
     hint="verify the signature over the exact received bytes",
     tags=("malformed", "encoding"),
 )
-def _base64_standard(ctx: _Ctx) -> str:
+def _base64_standard(forge: Forge) -> str:
     filler = ""
     while True:
-        h, p, s = _signed_segments(ctx, ctx.claims(x=filler) if filler else ctx.claims())
+        h, p, s = forge.segments(claims=forge.claims(x=filler or None))
         if "-" in p or "_" in p:
             break
         filler += "?>~"
@@ -683,8 +631,8 @@ def _base64_standard(ctx: _Ctx) -> str:
     hint="refuse malformed base64; 401, not 500",
     tags=("malformed", "encoding"),
 )
-def _base64_invalid(ctx: _Ctx) -> str:
-    h, p, s = ctx.valid().split(".")
+def _base64_invalid(forge: Forge) -> str:
+    h, p, s = forge.segments()
     return f"{h}.{p[:10]}!*{p[10:]}.{s}"
 
 
@@ -694,8 +642,8 @@ def _base64_invalid(ctx: _Ctx) -> str:
     hint="parse defensively; 401, not 500",
     tags=("malformed",),
 )
-def _header_bad_json(ctx: _Ctx) -> str:
-    return ctx.signed(header=b64url(b'{"alg":"RS256","kid":'), alg=ctx.key.alg)
+def _header_bad_json(forge: Forge) -> str:
+    return forge.sign(header=b64url(b'{"alg":"RS256","kid":'))
 
 
 @_case(
@@ -704,8 +652,8 @@ def _header_bad_json(ctx: _Ctx) -> str:
     hint="parse defensively",
     tags=("malformed",),
 )
-def _header_not_object(ctx: _Ctx) -> str:
-    return ctx.signed(header=json_segment([ctx.key.alg, ctx.key.kid]), alg=ctx.key.alg)
+def _header_not_object(forge: Forge) -> str:
+    return forge.sign(header=json_segment([forge.key.alg, forge.key.kid]))
 
 
 @_case(
@@ -714,8 +662,8 @@ def _header_not_object(ctx: _Ctx) -> str:
     hint="parse after verifying, defensively; 401, not 500",
     tags=("malformed",),
 )
-def _payload_bad_json(ctx: _Ctx) -> str:
-    return ctx.signed(claims=b64url(b'{"sub":"x","exp":'))
+def _payload_bad_json(forge: Forge) -> str:
+    return forge.sign(claims=b64url(b'{"sub":"x","exp":'))
 
 
 @_case(
@@ -724,8 +672,8 @@ def _payload_bad_json(ctx: _Ctx) -> str:
     hint="require a JSON object payload",
     tags=("malformed",),
 )
-def _payload_not_object(ctx: _Ctx) -> str:
-    return ctx.signed(claims=json_segment("admin"))
+def _payload_not_object(forge: Forge) -> str:
+    return forge.sign(claims=json_segment("admin"))
 
 
 @_case(
@@ -736,9 +684,8 @@ def _payload_not_object(ctx: _Ctx) -> str:
     hint="use a JSON parser that rejects duplicates or keeps the last (Python's json keeps the last)",
     tags=("malformed", "alg"),
 )
-def _header_duplicate_alg(ctx: _Ctx) -> str:
-    raw = f'{{"alg":"{ctx.key.alg}","typ":"JWT","kid":"{ctx.key.kid}","alg":"none"}}'.encode()
-    return ctx.signed(header=b64url(raw), alg=ctx.key.alg)
+def _header_duplicate_alg(forge: Forge) -> str:
+    return forge.sign(header=members_segment([*forge.header().items(), ("alg", "none")]))
 
 
 @_case(
@@ -748,17 +695,9 @@ def _header_duplicate_alg(ctx: _Ctx) -> str:
     hint="reject duplicates or keep the last member",
     tags=("malformed", "time"),
 )
-def _payload_duplicate_exp(ctx: _Ctx) -> str:
-    claims = ctx.claims()
-    body = json.dumps(claims, separators=(",", ":"))
-    raw = (
-        '{"exp":'
-        + str(ctx.now + 86400)
-        + ","
-        + body[1:-1].replace(f'"exp":{claims["exp"]}', f'"exp":{ctx.now - 3600}')
-        + "}"
-    )
-    return ctx.signed(claims=b64url(raw.encode()))
+def _payload_duplicate_exp(forge: Forge) -> str:
+    claims = forge.claims(exp=forge.now - 3600)
+    return forge.sign(claims=members_segment([("exp", forge.now + 86400), *claims.items()]))
 
 
 # ---------------------------------------------------------------------------------------------- header members
@@ -771,8 +710,8 @@ def _payload_duplicate_exp(ctx: _Ctx) -> str:
     hint="reject tokens whose crit names an unsupported extension (RFC 7515 §4.1.11)",
     tags=("header",),
 )
-def _crit_unknown(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(crit=["x-makrx-critical"], **{"x-makrx-critical": True}))
+def _crit_unknown(forge: Forge) -> str:
+    return forge.sign(header=forge.header(crit=["x-makrx-critical"], **{"x-makrx-critical": True}))
 
 
 @_case(
@@ -781,10 +720,10 @@ def _crit_unknown(ctx: _Ctx) -> str:
     hint="take keys only from the realm's JWKS, never from the token",
     tags=("header", "key-injection"),
 )
-def _jwk_embedded(ctx: _Ctx) -> str:
-    attacker = ctx.issuer.attacker.key
+def _jwk_embedded(forge: Forge) -> str:
+    attacker = forge.issuer.attacker.key
     jwk = {k: v for k, v in attacker.jwk().items() if k in ("kty", "n", "e", "alg", "use", "kid")}
-    return ctx.signed(header=ctx.header(alg="RS256", jwk=jwk), key=attacker.private_key)
+    return forge.sign(header=forge.header(alg="RS256", jwk=jwk), key=attacker.private_key)
 
 
 @_case(
@@ -793,9 +732,9 @@ def _jwk_embedded(ctx: _Ctx) -> str:
     hint="take keys only from the realm's JWKS",
     tags=("header", "key-injection"),
 )
-def _x5c_embedded(ctx: _Ctx) -> str:
-    attacker = ctx.issuer.attacker.key
-    return ctx.signed(header=ctx.header(alg="RS256", x5c=attacker.jwk()["x5c"]), key=attacker.private_key)
+def _x5c_embedded(forge: Forge) -> str:
+    attacker = forge.issuer.attacker.key
+    return forge.sign(header=forge.header(alg="RS256", x5c=attacker.jwk()["x5c"]), key=attacker.private_key)
 
 
 @_case(
@@ -805,10 +744,10 @@ def _x5c_embedded(ctx: _Ctx) -> str:
     hint="ignore jku; fetch keys only from KEYCLOAK_ISSUER's JWKS",
     tags=("header", "key-injection", "canary"),
 )
-def _jku(ctx: _Ctx) -> str:
-    attacker = ctx.issuer.attacker
-    return ctx.signed(
-        header=ctx.header(alg="RS256", kid=attacker.key.kid, jku=attacker.jku("jku_attacker")),
+def _jku(forge: Forge) -> str:
+    attacker = forge.issuer.attacker
+    return forge.sign(
+        header=forge.header(alg="RS256", kid=attacker.key.kid, jku=attacker.jku("jku_attacker")),
         key=attacker.key.private_key,
     )
 
@@ -820,10 +759,10 @@ def _jku(ctx: _Ctx) -> str:
     hint="ignore x5u",
     tags=("header", "key-injection", "canary"),
 )
-def _x5u(ctx: _Ctx) -> str:
-    attacker = ctx.issuer.attacker
-    return ctx.signed(
-        header=ctx.header(alg="RS256", kid=attacker.key.kid, x5u=attacker.x5u("x5u_attacker")),
+def _x5u(forge: Forge) -> str:
+    attacker = forge.issuer.attacker
+    return forge.sign(
+        header=forge.header(alg="RS256", kid=attacker.key.kid, x5u=attacker.x5u("x5u_attacker")),
         key=attacker.key.private_key,
     )
 
@@ -838,8 +777,8 @@ def _x5u(ctx: _Ctx) -> str:
     hint="select the key by kid only; refetch the JWKS once (rate-limited), then 401",
     tags=("kid",),
 )
-def _kid_unknown(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(kid=b64url(b"makrx-unknown-kid-" + bytes(14))))
+def _kid_unknown(forge: Forge) -> str:
+    return forge.sign(header=forge.header(kid=b64url(b"makrx-unknown-kid-" + bytes(14))))
 
 
 @_case(
@@ -848,8 +787,8 @@ def _kid_unknown(ctx: _Ctx) -> str:
     hint="never use kid as a path; look it up in the JWKS only",
     tags=("kid", "injection"),
 )
-def _kid_path(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(alg="HS256", kid="../../../../../../../../dev/null"), alg="HS256", key=b"")
+def _kid_path(forge: Forge) -> str:
+    return forge.sign(header=forge.header(alg="HS256", kid="../../../../../../../../dev/null"), key=b"")
 
 
 @_case(
@@ -858,8 +797,8 @@ def _kid_path(ctx: _Ctx) -> str:
     hint="never put kid into SQL; look it up in the JWKS only",
     tags=("kid", "injection"),
 )
-def _kid_sql(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(alg="HS256", kid="x' UNION SELECT 'makrx' -- "), alg="HS256", key=b"makrx")
+def _kid_sql(forge: Forge) -> str:
+    return forge.sign(header=forge.header(alg="HS256", kid="x' UNION SELECT 'makrx' -- "), key=b"makrx")
 
 
 @_case(
@@ -869,8 +808,8 @@ def _kid_sql(ctx: _Ctx) -> str:
     hint="never pass kid to a shell; look it up in the JWKS only",
     tags=("kid", "injection"),
 )
-def _kid_command(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(kid="key|true;$(true)`true`"))
+def _kid_command(forge: Forge) -> str:
+    return forge.sign(header=forge.header(kid="key|true;$(true)`true`"))
 
 
 @_case(
@@ -880,8 +819,8 @@ def _kid_command(ctx: _Ctx) -> str:
     hint="check header types",
     tags=("kid", "types"),
 )
-def _kid_not_string(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(kid=12345))
+def _kid_not_string(forge: Forge) -> str:
+    return forge.sign(header=forge.header(kid=12345))
 
 
 @_case(
@@ -892,11 +831,11 @@ def _kid_not_string(ctx: _Ctx) -> str:
     tags=("kid",),
     prepare=_two_signing_keys,
 )
-def _kid_other_key(ctx: _Ctx) -> str:
-    others = [k for k in ctx.issuer.keys.signing_keys if k.kid != ctx.key.kid]
+def _kid_other_key(forge: Forge) -> str:
+    others = [k for k in forge.issuer.keys.signing_keys if k.kid != forge.key.kid]
     if not others:
         raise IssuerError("kid_other_key needs a second published signing key", fix="call case.prepare(issuer) first")
-    return ctx.signed(header=ctx.header(kid=others[-1].kid))
+    return forge.sign(header=forge.header(kid=others[-1].kid))
 
 
 @_case(
@@ -907,8 +846,8 @@ def _kid_other_key(ctx: _Ctx) -> str:
     tags=("kid",),
     prepare=_two_signing_keys,
 )
-def _kid_missing(ctx: _Ctx) -> str:
-    return ctx.signed(header=ctx.header(kid=None))
+def _kid_missing(forge: Forge) -> str:
+    return forge.sign(header=forge.header(kid=None))
 
 
 @_case(
@@ -917,9 +856,9 @@ def _kid_missing(ctx: _Ctx) -> str:
     hint="cache the JWKS with a TTL; a kid missing after refetch is 401",
     tags=("kid", "rotation"),
 )
-def _retired_key(ctx: _Ctx) -> str:
-    key = ctx.issuer.keys.last_retired()
-    return ctx.issuer.sign(ctx.claims(), key=key)
+def _retired_key(forge: Forge) -> str:
+    key = forge.issuer.keys.last_retired()
+    return forge.issuer.sign(forge.claims(), key=key)
 
 
 CATALOGUE: Final[tuple[Case, ...]] = tuple(_REGISTRY.values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -13,11 +12,11 @@ from typing import Any
 
 from makrx_contracts.harness.errors import IssuerError
 
-from ._jose import b64url, compact, json_segment, sign_bytes
+from ._jose import b64url, compact, json_segment
 from .keys import Key, KeySet
 from .users import User, UserDirectory
 
-__all__ = ["DEFAULT_SCOPE", "TokenFactory", "primary_audience"]
+__all__ = ["DEFAULT_SCOPE", "TokenFactory", "jws_header", "primary_audience"]
 
 DEFAULT_SCOPE = "openid profile email"
 _KEEP: Any = object()
@@ -29,8 +28,19 @@ def primary_audience(audience: str | Sequence[str]) -> str:
     return audience if isinstance(audience, str) else next(iter(audience))
 
 
-def _urlsafe(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+def _override(members: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``members`` with ``overrides`` added or replaced in place; an override of ``None`` removes a member."""
+    for name, value in overrides.items():
+        if value is None:
+            members.pop(name, None)
+        else:
+            members[name] = value
+    return members
+
+
+def jws_header(alg: str, kid: str, /, **members: Any) -> dict[str, Any]:
+    """Keycloak's JWS header, ``{"alg", "typ": "JWT", "kid"}``; ``members`` add or replace (``None`` removes)."""
+    return _override({"alg": alg, "typ": "JWT", "kid": kid}, members)
 
 
 class TokenFactory:
@@ -119,7 +129,7 @@ class TokenFactory:
         """
         aud = self._audiences(self.default_audience if audience is None else audience)
         who = self.user(user)
-        now = int(time.time() + self.clock_offset)
+        now = self.now()
         session, identity = self._identity(who)
         claims: dict[str, Any] = {
             "exp": now + (self.lifetime if expires_in is None else expires_in),
@@ -138,13 +148,7 @@ class TokenFactory:
             "scope": self.scope,
         }
         claims.update(identity)
-        for source in (overrides or {}, claim_overrides):
-            for name, value in source.items():
-                if value is None:
-                    claims.pop(name, None)
-                else:
-                    claims[name] = value
-        return claims
+        return _override(_override(claims, overrides or {}), claim_overrides)
 
     # -- signing ----------------------------------------------------------------------------------
 
@@ -165,27 +169,14 @@ class TokenFactory:
         key = key or self.keys.active
         alg = alg or key.alg
         if headers is None and kid is _KEEP:
-            cache_key = (alg, key.kid)
-            header_segment = self._headers.get(cache_key)
+            # Keycloak's plain header, encoded once per key: minting stays at raw-pyjwt speed.
+            header_segment = self._headers.get((alg, key.kid))
             if header_segment is None:
-                header_segment = json_segment({"alg": alg, "typ": "JWT", "kid": key.kid})
-                self._headers[cache_key] = header_segment
+                header_segment = self._headers[(alg, key.kid)] = json_segment(jws_header(alg, key.kid))
         else:
-            header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
-            if kid is _KEEP:
-                header["kid"] = key.kid
-            elif kid is not None:
-                header["kid"] = kid
-            for name, value in (headers or {}).items():
-                if value is None:
-                    header.pop(name, None)
-                else:
-                    header[name] = value
-            header_segment = json_segment(header)
-        payload_segment = _urlsafe(_dumps(claims).encode("utf-8"))
-        signing_input = f"{header_segment}.{payload_segment}"
-        signature = sign_bytes(alg, key.private_key, signing_input.encode("ascii"))
-        return f"{signing_input}.{_urlsafe(signature)}"
+            members = {} if kid is _KEEP else {"kid": kid}
+            header_segment = json_segment(jws_header(alg, key.kid, **{**members, **(headers or {})}))
+        return compact(header_segment, b64url(_dumps(claims).encode("utf-8")), alg, key.private_key)
 
     def mint(
         self,
@@ -239,12 +230,7 @@ class TokenFactory:
             claims["at_hash"] = b64url(digest[: len(digest) // 2])
         claims["acr"] = "1"
         claims.update(who.identity_claims())
-        for name, value in overrides.items():
-            if value is None:
-                claims.pop(name, None)
-            else:
-                claims[name] = value
-        return self.sign(claims)
+        return self.sign(_override(claims, overrides))
 
     def refresh_token(
         self,
@@ -272,4 +258,4 @@ class TokenFactory:
             "scope": scope or self.scope,
         }
         claims.update(overrides)
-        return compact({"alg": "HS512", "typ": "JWT", "kid": self.hmac_kid}, claims, "HS512", self.hmac_secret)
+        return compact(jws_header("HS512", self.hmac_kid), claims, "HS512", self.hmac_secret)

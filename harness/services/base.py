@@ -16,13 +16,24 @@ from psycopg import sql
 
 from ..errors import ServiceError
 
-__all__ = ["SERVICE_KINDS", "Faults", "PostgresService", "Provider", "RedisService", "postgres_url", "redacted"]
+__all__ = [
+    "SERVICE_KINDS",
+    "SERVICE_LABELS",
+    "Faults",
+    "PostgresService",
+    "Provider",
+    "RedisService",
+    "Service",
+    "postgres_url",
+    "redacted",
+]
 
 # Names a caller may create: unquoted-identifier shape, lower case so the URL and psql agree.
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Databases a harness never replaces, whatever the caller asks.
 _PROTECTED_DBS = frozenset({"postgres", "template0", "template1"})
 SERVICE_KINDS = ("postgres", "redis")
+SERVICE_LABELS = {"postgres": "Postgres", "redis": "Redis"}  # how messages name each kind
 _ADMIN_TIMEOUT = 5  # seconds; libpq's connect_timeout for the harness's own admin connections
 
 
@@ -84,12 +95,23 @@ class Faults(ABC):
             self.unpause()
 
 
-class PostgresService(Faults):
-    """A Postgres server the backend under test can use; subclasses say who runs it."""
+class Service(Faults):
+    """A server the backend under test can use: which kind, who runs it (``provider``), where, and its teardown."""
 
+    kind: ClassVar[str]  # one of SERVICE_KINDS
     provider: ClassVar[str]
     host: str
     port: int
+
+    @abstractmethod
+    def close(self) -> None:
+        """Final teardown: nothing of this service keeps running; safe to call twice."""
+
+
+class PostgresService(Service):
+    """A Postgres server the backend under test can use; subclasses say who runs it."""
+
+    kind: ClassVar[str] = "postgres"
     user: str
     password: str
     dbname: str
@@ -149,20 +171,14 @@ class PostgresService(Faults):
         except psycopg.Error as exc:
             raise ServiceError(f"could not {what} on {redacted(self.url)}", details=str(exc)) from exc
 
-    @abstractmethod
-    def close(self) -> None:
-        """Final teardown: nothing of this service keeps running; safe to call twice."""
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redacted(self.url)}>"
 
 
-class RedisService(Faults):
+class RedisService(Service):
     """A Redis server the backend under test can use; subclasses say who runs it."""
 
-    provider: ClassVar[str]
-    host: str
-    port: int
+    kind: ClassVar[str] = "redis"
     url: str
 
     def client(self, **kwargs: Any) -> redis.Redis:
@@ -178,10 +194,6 @@ class RedisService(Faults):
                 client.flushall()
         except redis.RedisError as exc:
             raise ServiceError(f"could not flush Redis at {redacted(self.url)}", details=str(exc)) from exc
-
-    @abstractmethod
-    def close(self) -> None:
-        """Final teardown: nothing of this service keeps running; safe to call twice."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redacted(self.url)}>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import ClassVar, NoReturn
+from typing import ClassVar, NoReturn, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import psycopg
@@ -12,13 +12,21 @@ import redis
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import ServiceError
-from .base import PostgresService, RedisService, redacted
+from .base import SERVICE_LABELS, PostgresService, RedisService, redacted
 
-__all__ = ["CHECK_TIMEOUT", "DATABASE_URL_OPTION", "REDIS_URL_OPTION", "ExternalPostgres", "ExternalRedis"]
+__all__ = [
+    "CHECK_TIMEOUT",
+    "DATABASE_URL_OPTION",
+    "REDIS_URL_OPTION",
+    "URL_OPTIONS",
+    "ExternalPostgres",
+    "ExternalRedis",
+]
 
 CHECK_TIMEOUT = 3  # seconds a given URL has to answer before the run gives up on it
 DATABASE_URL_OPTION = "--makrx-database-url (env MAKRX_DATABASE_URL)"
 REDIS_URL_OPTION = "--makrx-redis-url (env MAKRX_REDIS_URL)"
+URL_OPTIONS = {"postgres": DATABASE_URL_OPTION, "redis": REDIS_URL_OPTION}
 # A run owns one database of a shared Redis while this key, in that database, holds its id. The lease
 # outlives any run (each flush renews it); a killed run's claim lapses by itself.
 CLAIM_KEY = "makrx-contracts:run"
@@ -39,19 +47,54 @@ return 1
 """
 
 
-def _not_owned(service: str, url: str, action: str) -> NoReturn:
+class _Located(Protocol):
+    """What a refusal names: the service's kind and URL."""
+
+    kind: ClassVar[str]
+
+    @property
+    def url(self) -> str: ...
+
+
+class _NotOwned:
+    """A server the user runs: the harness may not stop or pause it, so each fault control refuses."""
+
+    provider: ClassVar[str] = "external"
+    owns_process: ClassVar[bool] = False
+
+    def stop(self: _Located) -> None:
+        _refuse(self, "stop")
+
+    def start(self: _Located) -> None:
+        _refuse(self, "start")
+
+    def pause(self: _Located) -> None:
+        _refuse(self, "pause")
+
+    def unpause(self: _Located) -> None:
+        _refuse(self, "unpause")
+
+
+def _refuse(service: _Located, action: str) -> NoReturn:
     raise ServiceError(
-        f"cannot {action} {service} at {redacted(url)}: it is not owned by the harness (external)",
+        f"cannot {action} {SERVICE_LABELS[service.kind]} at {redacted(service.url)}: it is not owned by the "
+        "harness (external)",
         fix="contracts that inject faults need a harness-started service: drop the URL option or use "
         "--makrx-services=embedded",
     )
 
 
-class ExternalPostgres(PostgresService):
-    """A Postgres reached through a URL the user gave; checked to answer within ``CHECK_TIMEOUT``."""
+def _no_answer(kind: str, url: str, exc: Exception, *, check: str = "") -> ServiceError:
+    label = SERVICE_LABELS[kind]
+    return ServiceError(
+        f"the {label} at {redacted(url)} (from {URL_OPTIONS[kind]}) does not answer{check}",
+        fix=f"start it or correct the URL, or leave the option out so the harness starts its own {label}",
+        details=str(exc).strip(),
+    )
 
-    provider: ClassVar[str] = "external"
-    owns_process: ClassVar[bool] = False
+
+class ExternalPostgres(_NotOwned, PostgresService):
+    """A Postgres reached through a URL the user gave; checked to answer within ``CHECK_TIMEOUT``."""
 
     def __init__(self, url: str, *, timeout: float = CHECK_TIMEOUT) -> None:
         scheme = url.split("://", 1)[0] if "://" in url else ""
@@ -83,11 +126,7 @@ class ExternalPostgres(PostgresService):
             with psycopg.connect(self._given_url, connect_timeout=max(2, round(timeout)), autocommit=True) as conn:
                 conn.execute("SELECT 1")
         except psycopg.Error as exc:
-            raise ServiceError(
-                f"the Postgres at {redacted(self._given_url)} (from {DATABASE_URL_OPTION}) does not answer",
-                fix="start it or correct the URL, or leave the option out so the harness starts its own Postgres",
-                details=str(exc).strip(),
-            ) from exc
+            raise _no_answer(self.kind, self._given_url, exc) from exc
 
     @property
     def url(self) -> str:
@@ -97,18 +136,6 @@ class ExternalPostgres(PostgresService):
     def url_for(self, dbname: str) -> str:
         """The given URL with its database replaced by ``dbname`` (query parameters kept)."""
         return urlsplit(self._given_url)._replace(path="/" + quote(dbname, safe="")).geturl()
-
-    def stop(self) -> None:
-        _not_owned("Postgres", self.url, "stop")
-
-    def start(self) -> None:
-        _not_owned("Postgres", self.url, "start")
-
-    def pause(self) -> None:
-        _not_owned("Postgres", self.url, "pause")
-
-    def unpause(self) -> None:
-        _not_owned("Postgres", self.url, "unpause")
 
     def close(self) -> None:
         """Nothing to stop: the server belongs to the user."""
@@ -124,15 +151,12 @@ def _with_db(url: str, db: int) -> str:
     return parts._replace(path=f"/{db}", query=urlencode(query)).geturl()
 
 
-class ExternalRedis(RedisService):
+class ExternalRedis(_NotOwned, RedisService):
     """A Redis reached through a URL the user gave; checked to answer PING within ``CHECK_TIMEOUT``.
 
     Runs sharing the server must not share rate-limit counters or flush each other's: each claims a
     database of its own (the URL's if free, else the next empty one) and ``url`` points at it.
     """
-
-    provider: ClassVar[str] = "external"
-    owns_process: ClassVar[bool] = False
 
     def __init__(self, url: str, *, timeout: float = CHECK_TIMEOUT) -> None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -160,11 +184,7 @@ class ExternalRedis(RedisService):
                 client.ping()
                 databases = self._databases(client)
         except redis.RedisError as exc:
-            raise ServiceError(
-                f"the Redis at {redacted(url)} (from {REDIS_URL_OPTION}) does not answer PING",
-                fix="start it or correct the URL, or leave the option out so the harness starts its own Redis",
-                details=str(exc).strip(),
-            ) from exc
+            raise _no_answer(self.kind, url, exc, check=" PING") from exc
         self.db = self._claim(databases)
         self.url = _with_db(url, self.db)
 
@@ -204,18 +224,6 @@ class ExternalRedis(RedisService):
                 pipe.flushdb().set(CLAIM_KEY, self.run_id, ex=CLAIM_LEASE_SECONDS).execute()
         except redis.RedisError as exc:
             raise ServiceError(f"could not flush Redis at {redacted(self.url)}", details=str(exc)) from exc
-
-    def stop(self) -> None:
-        _not_owned("Redis", self.url, "stop")
-
-    def start(self) -> None:
-        _not_owned("Redis", self.url, "start")
-
-    def pause(self) -> None:
-        _not_owned("Redis", self.url, "pause")
-
-    def unpause(self) -> None:
-        _not_owned("Redis", self.url, "unpause")
 
     def close(self) -> None:
         """Give the claimed database back, emptied; the server belongs to the user and keeps running.

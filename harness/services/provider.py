@@ -8,15 +8,10 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import ServiceError
-from .base import SERVICE_KINDS, PostgresService, Provider, RedisService
+from .base import SERVICE_KINDS, SERVICE_LABELS, PostgresService, Provider, RedisService, Service
 from .docker import DockerProvider
 from .embedded import EmbeddedProvider
-from .external import (
-    DATABASE_URL_OPTION,
-    REDIS_URL_OPTION,
-    ExternalPostgres,
-    ExternalRedis,
-)
+from .external import URL_OPTIONS, ExternalPostgres, ExternalRedis
 
 __all__ = ["MODES", "Services", "choose", "provide_services"]
 
@@ -25,9 +20,7 @@ MODES = ("auto", "external", "docker", "embedded")
 # names one. Adding a provider is one entry.
 CHAIN: tuple[type[Provider], ...] = (DockerProvider, EmbeddedProvider)
 
-_LABEL = {"postgres": "Postgres", "redis": "Redis"}
 _OPTION = {"postgres": "--makrx-database-url", "redis": "--makrx-redis-url"}
-_OPTION_LONG = {"postgres": DATABASE_URL_OPTION, "redis": REDIS_URL_OPTION}
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ class _Choice:
 def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> dict[str, _Choice]:
     plan: dict[str, _Choice] = {}
     if mode == "external":
-        missing = [_OPTION_LONG[kind] for kind in SERVICE_KINDS if not urls[kind]]
+        missing = [URL_OPTIONS[kind] for kind in SERVICE_KINDS if not urls[kind]]
         if missing:
             raise ServiceError(
                 f"--makrx-services=external needs a URL for each service; missing {' and '.join(missing)}",
@@ -94,7 +87,7 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
             why_not = provider.unavailable(kind, forced=True)
             if why_not is not None:
                 raise ServiceError(
-                    f"--makrx-services={mode}: the {mode} provider cannot supply {_LABEL[kind]}: {why_not}",
+                    f"--makrx-services={mode}: the {mode} provider cannot supply {SERVICE_LABELS[kind]}: {why_not}",
                     fix=provider.fix(kind),
                 )
             plan[kind] = _Choice(kind, provider, "forced")
@@ -111,19 +104,21 @@ def _plan(mode: str, urls: dict[str, str | None], providers: list[Provider]) -> 
                 break
             skipped.append(f"{provider.name}: {why_not}")
         else:
-            tried = "; ".join([f"external: no {_OPTION_LONG[kind]} given", *skipped])
-            raise ServiceError(f"no provider can supply {_LABEL[kind]} (tried {tried})", fix=providers[-1].fix(kind))
+            tried = "; ".join([f"external: no {URL_OPTIONS[kind]} given", *skipped])
+            raise ServiceError(
+                f"no provider can supply {SERVICE_LABELS[kind]} (tried {tried})", fix=providers[-1].fix(kind)
+            )
     return plan
 
 
-def _describe(service: PostgresService | RedisService, label: str) -> str | None:
+def _describe(service: Service) -> str | None:
     description = getattr(service, "description", None)
     if description:
         return str(description)
     binaries = getattr(service, "binaries", None)
     if binaries is None:
         return None
-    text = f"{label} {binaries.version} from {binaries.source}"
+    text = f"{SERVICE_LABELS[service.kind]} {binaries.version} from {binaries.source}"
     if getattr(service, "template_reused", None) is False:
         text += " (template cluster built)"
     return text
@@ -133,7 +128,7 @@ def _reason(
     plan: dict[str, _Choice],
     mode: str,
     urls: dict[str, str | None],
-    services: dict[str, PostgresService | RedisService],
+    services: dict[str, Service],
 ) -> str:
     pg, rd = plan["postgres"], plan["redis"]
     if pg.name == rd.name and pg.cause == rd.cause and pg.skipped == rd.skipped:
@@ -144,11 +139,11 @@ def _reason(
         else:
             parts = [f"--makrx-services={mode}"]
     else:
-        parts = [f"{_LABEL[c.kind]} {c.name}: {c.why(mode)}" for c in (pg, rd)]
+        parts = [f"{SERVICE_LABELS[c.kind]} {c.name}: {c.why(mode)}" for c in (pg, rd)]
     ignored = [_OPTION[k] for k in SERVICE_KINDS if urls[k] and plan[k].provider is not None]
     if ignored:
         parts.append(f"{' and '.join(ignored)} ignored")
-    details = [d for d in (_describe(services[k], _LABEL[k]) for k in SERVICE_KINDS if k in services) if d]
+    details = [d for d in (_describe(services[k]) for k in SERVICE_KINDS if k in services) if d]
     if details:
         parts.append(", ".join(details))
     return "; ".join(parts)
@@ -201,7 +196,7 @@ def provide_services(
     urls = {"postgres": database_url or None, "redis": redis_url or None}
     plan = _plan(mode, urls, providers)
 
-    started: dict[str, PostgresService | RedisService] = {}
+    started: dict[str, Service] = {}
     try:
         # URLs first: a wrong one fails within seconds, before any server is spawned.
         order = sorted(SERVICE_KINDS, key=lambda kind: plan[kind].provider is not None)

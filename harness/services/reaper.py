@@ -25,11 +25,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a SIGTERM to the whole group must not skip the sweep
     while parent_alive(parent):
         time.sleep(_POLL)
-    from .docker import (  # only now: free while the run is alive
-        LABEL_RUN,
-        labelled,
-        remove_container,
-    )
+    from .docker_ownership import LABEL_RUN, labelled, remove_container  # only now: free while the run is alive
 
     for entry in labelled(f"{LABEL_RUN}={run_id}"):
         remove_container(entry["Id"])

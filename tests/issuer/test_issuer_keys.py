@@ -1,17 +1,19 @@
-"""Keys: Keycloak's rotation lifecycle as seen in the JWKS, the admin endpoints, and seed-derived keys."""
+"""Keys: Keycloak's rotation lifecycle as seen in the JWKS, the admin endpoints, and keys made once per process."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer, KeySet
-from makrx_contracts.harness.issuer._seed0 import PRIMES
-from makrx_contracts.harness.issuer.keys import _derive_rsa_primes, _material, derived_private_key
+from makrx_contracts.harness.issuer import keys as keys_module
+from makrx_contracts.harness.issuer.keys import Key, generated_key
 
 from .conftest import AUDIENCE
 
@@ -96,25 +98,41 @@ def test_same_seed_same_keys_and_seed_none_random() -> None:
     assert KeySet(seed=None, enc_key=False).active.kid != a.active.kid
 
 
-def test_shipped_seed0_primes_are_the_derived_ones() -> None:
-    # sig-3 derives fastest (~0.1 s); the others come from the same function.
-    assert _derive_rsa_primes(_material("RSA", 2048, 0, "sig-3"), 2048) == PRIMES[(2048, "sig-3")]
+def test_a_seeds_keys_are_made_once_per_process() -> None:
+    with ThreadPoolExecutor(8) as pool:  # two issuers' warm-up threads may ask at once
+        made = list(pool.map(lambda _: generated_key("RSA", 2048, 4242, "sig-0"), range(8)))
+    assert all(key is made[0] for key in made)
+    assert generated_key("RSA", 2048, 4242, "sig-1") is not made[0]
+    assert generated_key("RSA", 2048, 4243, "sig-0") is not made[0]
+    assert generated_key("EC", 256, None, "sig-0") is not generated_key("EC", 256, None, "sig-0")
 
 
-def test_disk_cache_round_trip(tmp_path: Path) -> None:
-    from makrx_contracts.harness.issuer import keys as keys_module
+def test_a_key_set_makes_no_key_before_one_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[tuple[Any, ...]] = []
 
-    # seed 0 is shipped precomputed; a cache file for it is written only when derivation ran, so plant one.
-    planted = keys_module._rsa_from_primes(*PRIMES[(2048, "sig-3")])
-    keys_module._store_disk(tmp_path / "v1" / "RSA2048-seed0-sig-3.der", planted)
-    loaded = keys_module._load_disk(tmp_path / "v1" / "RSA2048-seed0-sig-3.der")
-    assert loaded is not None and loaded.private_numbers() == planted.private_numbers()  # type: ignore[union-attr]
-    assert [f.name for f in (tmp_path / "v1").iterdir()] == ["RSA2048-seed0-sig-3.der"]  # no temp file left
-    (tmp_path / "v1" / "broken.der").write_bytes(b"not a key")
-    assert keys_module._load_disk(tmp_path / "v1" / "broken.der") is None
-    ec_key = derived_private_key("EC", 256, 424242, "sig-0", tmp_path)
-    assert not (tmp_path / "v1" / "EC256-seed424242-sig-0.der").exists()  # EC derives instantly: not cached
-    assert derived_private_key("EC", 256, 424242, "sig-0", None).private_numbers() == ec_key.private_numbers()  # type: ignore[union-attr]
+    def counting(*spec: Any) -> Any:
+        made.append(spec)
+        return generated_key(*spec)
+
+    monkeypatch.setattr(keys_module, "generated_key", counting)
+    keys = KeySet(seed=4242)
+    assert made == []
+    assert keys.active.kid and made == [("RSA", 2048, 4242, "sig-0")]
+
+
+def test_a_lazy_key_is_made_once_under_concurrent_use() -> None:
+    calls: list[int] = []
+
+    def make() -> ec.EllipticCurvePrivateKey:
+        calls.append(1)
+        time.sleep(0.05)
+        return ec.generate_private_key(ec.SECP256R1())
+
+    key = Key(make, alg="ES256", use="sig", realm="makrx", label="sig-0", index=0)
+    assert calls == []
+    with ThreadPoolExecutor(4) as pool:
+        kids = set(pool.map(lambda _: key.kid, range(4)))
+    assert calls == [1] and kids == {key.kid}
 
 
 def test_enc_key_can_be_left_out(http: httpx.Client) -> None:

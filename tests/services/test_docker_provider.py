@@ -20,15 +20,10 @@ import pytest
 import redis
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import port_is_bound
-from makrx_contracts.harness.services import Services, provide_services
-from makrx_contracts.harness.services import docker as docker_provider
-from makrx_contracts.harness.services.docker import (
-    DEFAULT_IMAGES,
-    LABEL_OWNER,
-    LABEL_RUN,
-    DockerPostgres,
-    DockerRedis,
-)
+from makrx_contracts.harness.services import Services, docker_ownership, provide_services
+from makrx_contracts.harness.services import docker_engine as engine
+from makrx_contracts.harness.services.docker import DEFAULT_IMAGES, DockerPostgres, DockerRedis
+from makrx_contracts.harness.services.docker_ownership import LABEL_OWNER, LABEL_RUN
 
 from ..suite_runner import REPO, killed_on_exit
 
@@ -36,7 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 
 def _client():  # type: ignore[no-untyped-def]
-    return docker_provider._client()
+    return engine.client()
 
 
 def _exists(name: str) -> bool:
@@ -94,7 +89,7 @@ def test_postgres_is_usable_and_runs_as_non_root(pg: DockerPostgres) -> None:
 def test_containers_are_labelled_with_run_and_owner(services: Services) -> None:
     for service in (services.postgres, services.redis):
         labels = _client().containers.get(service.container_name).labels  # type: ignore[attr-defined]
-        assert labels[LABEL_RUN] == docker_provider._RUN_ID
+        assert labels[LABEL_RUN] == docker_ownership.RUN_ID
         assert labels[LABEL_OWNER].split(":")[1] == str(os.getpid())
 
 
@@ -179,15 +174,15 @@ def test_auto_never_pulls_a_missing_image(_module_workdir: Path) -> None:
 
 
 def test_forced_docker_with_an_unpullable_image_says_how_to_fix_it(_module_workdir: Path) -> None:
-    ours = {"label": f"{LABEL_RUN}={docker_provider._RUN_ID}"}
-    before = {e["Id"] for e in docker_provider.labelled(ours["label"])}
+    ours = {"label": f"{LABEL_RUN}={docker_ownership.RUN_ID}"}
+    before = {e["Id"] for e in docker_ownership.labelled(ours["label"])}
     with pytest.raises(ServiceError) as info:
         provide_services("docker", workdir=_module_workdir / "unpullable", redis_image="makrx-contracts-missing:0")
     message = str(info.value)
     assert "image 'makrx-contracts-missing:0' is not present locally and could not be pulled" in message
     assert "ci/docker-setup.sh" in message and "--makrx-redis-image" in message
     # The Postgres started before the failure is removed again.
-    assert {e["Id"] for e in docker_provider.labelled(ours["label"])} == before
+    assert {e["Id"] for e in docker_ownership.labelled(ours["label"])} == before
 
 
 def test_leftovers_of_a_dead_run_are_removed() -> None:
@@ -198,7 +193,7 @@ def test_leftovers_of_a_dead_run_are_removed() -> None:
         DEFAULT_IMAGES["redis"], name=f"makrx-stale-{dead.pid}", labels={LABEL_RUN: "a-dead-run", LABEL_OWNER: owner}
     )
     try:
-        removed = docker_provider.remove_leftovers()
+        removed = docker_ownership.remove_leftovers()
         assert stale.name in removed
         assert not _exists(stale.name)
     finally:
@@ -231,8 +226,8 @@ def test_a_sigkilled_harness_process_has_its_containers_reaped() -> None:
 def test_the_images_work_with_stock_testcontainers_classes() -> None:
     """The local images honour the official images' contract: testcontainers' own classes, with their
     own readiness checks (psql via sh inside the container; PING), start and connect."""
-    postgres_class, redis_class = docker_provider._container_classes()
-    docker_provider._configure_testcontainers()
+    postgres_class, redis_class = engine.container_classes()
+    engine.configure_testcontainers()
     with postgres_class(
         DEFAULT_IMAGES["postgres"], username="tc_user", password="tc-pass", dbname="tc_db", driver=None
     ) as container:
@@ -247,7 +242,7 @@ def test_the_images_work_with_stock_testcontainers_classes() -> None:
 def _containers_of(pid: int) -> list[str]:
     return [
         entry["Names"][0]
-        for entry in docker_provider.labelled(LABEL_OWNER)
+        for entry in docker_ownership.labelled(LABEL_OWNER)
         if (entry.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
     ]
 

