@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
-__all__ = ["FIXED", "KNOWN", "RECORDED", "Baseline", "Key", "case_of", "key_text"]
+if TYPE_CHECKING:
+    from .report import Scorecard
+
+__all__ = ["FIXED", "KNOWN", "RECORDED", "Baseline", "Key", "case_of", "key_text", "rewrite"]
 
 KNOWN = "known"
 FIXED = "fixed"
@@ -113,3 +116,18 @@ def diff(before: frozenset[Key], after: frozenset[Key]) -> tuple[list[str], list
 
 def recorded_keys(document: dict[str, Any]) -> frozenset[Key]:
     return frozenset(_recorded(document))
+
+
+def rewrite(baseline: Baseline, scorecard: Scorecard) -> list[str]:
+    """Rewrite the baseline with this run's failures (keeping what the run did not judge); one line per
+    failure added or removed, so none is added silently."""
+    ran = {(row.target, row.contract) for row in scorecard.rows.values()}
+    document = merged(baseline, scorecard.to_json(), ran)
+    baseline.path.parent.mkdir(parents=True, exist_ok=True)
+    baseline.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    added, removed = diff(baseline.keys, recorded_keys(document))
+    return (
+        [f"baseline {baseline.path}: added {line}" for line in added]
+        + [f"baseline {baseline.path}: removed {line}" for line in removed]
+        + [f"baseline {baseline.path} rewritten: {len(added)} added, {len(removed)} removed"]
+    )

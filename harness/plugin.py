@@ -1,30 +1,28 @@
-"""The pytest plugin's hooks: options and markers, resolving the targets, isolation from the invoking
-directory, xdist wiring, failure reports, the baseline and the scorecard. The fixtures live in
-`harness/fixtures.py`, the worker scheduling in `harness/scheduler.py`, how failures settle in
-`harness/waivers.py`, what they share in `harness/stash.py`."""
+"""The pytest plugin's hooks: options and markers, isolation from the invoking directory, xdist wiring,
+the baseline and the scorecard. The fixtures live in `harness/fixtures.py`, the targets' resolution in
+`harness/backend/targets.py`, the worker scheduling in `harness/scheduler.py`, what a failure's report
+says in `harness/failure_report.py`, how failures settle in `harness/waivers.py`, what they share in
+`harness/stash.py`."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import glob
-import json
 import os
 import signal
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from . import __version__, discovery, stash, timings, waivers
-from .backend.resolve import TargetSpec, resolve_target
 from .backend.shared_forks import SharedForkServers
-from .baseline import FIXED, KNOWN, Baseline, case_of, diff, key_text, merged, recorded_keys
-from .config import MakrxConfig, add_options, resolve_config
-from .contract import AREAS, ContractViolation, contract_of
+from .backend.targets import expand_globs, resolve_targets
+from .baseline import FIXED, KNOWN, Baseline, case_of, key_text, rewrite
+from .config import add_options, resolve_config
+from .contract import AREAS, contract_of
 from .errors import ConfigError, TargetError
+from .failure_report import describe_failure
 from .fixtures import (  # noqa: F401  (imported to register them: the fixtures of this plugin)
     bad_token,
     make_token,
@@ -80,10 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         makrx = resolve_config(config)
-        specs, left_out = _resolve_all(makrx)
+        specs, left_out = resolve_targets(makrx)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    specs = _labelled(specs)
     config.stash[stash.CONFIG] = makrx
     config.stash[stash.SPECS] = specs
     config.stash[stash.TARGETS] = {}
@@ -122,53 +119,6 @@ def _follow_controller(config: pytest.Config) -> None:
         pytest.exit("the xdist controller of this worker is gone", returncode=pytest.ExitCode.INTERRUPTED)
 
 
-def _labelled(specs: list[TargetSpec]) -> list[TargetSpec]:
-    """Targets that share a directory name are labelled with their parent too (`a/app`, `b/app`); the
-    bundled app keeps the name it was asked for, `reference`."""
-    names = [spec.name for spec in specs]
-    return [
-        dataclasses.replace(
-            spec, label="reference" if spec.raw == "reference" else f"{spec.path.parent.name}/{spec.name}"
-        )
-        if names.count(spec.name) > 1 and spec.path is not None
-        else spec
-        for spec in specs
-    ]
-
-
-def _resolve_all(makrx: MakrxConfig) -> tuple[list[TargetSpec], list[str]]:
-    """Every target, and one line for each directory a glob matched that is not a backend: a monorepo's
-    `backends/*` also matches shared packages (`backends/utils`), which must not stop the others."""
-    specs: list[TargetSpec] = []
-    left_out: list[str] = []
-    for raw in makrx.target:
-        matched = _expand((raw,))
-        for path in matched:
-            try:
-                specs.append(resolve_target(path, makrx.config))
-            except ConfigError as exc:
-                if path == raw:
-                    raise
-                left_out.append(f"{path}: left out of --makrx-target={raw}: {exc.message}")
-    if makrx.target and not specs:
-        raise ConfigError(f"no backend among the targets ({'; '.join(left_out)})", fix="check the glob")
-    return specs, left_out
-
-
-def _expand(raw_targets: tuple[str, ...]) -> list[str]:
-    """Globs (`backends/*`) become the directories they match, in order; the rest stay as given."""
-    expanded: list[str] = []
-    for raw in raw_targets:
-        if any(ch in raw for ch in "*?[") and not raw.startswith(("http://", "https://")):
-            matches = sorted(p for p in glob.glob(raw) if Path(p).is_dir())
-            if not matches:
-                raise ConfigError(f"--makrx-target={raw} matches no directory", fix="check the glob")
-            expanded += matches
-        else:
-            expanded.append(raw)
-    return expanded
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Several targets: every contract runs once per target (one session-scoped backend each)."""
     specs = metafunc.config.stash.get(stash.SPECS, [])
@@ -194,7 +144,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     workers per core; one target has four long modules to run side by side, several targets get a worker
     each. tryfirst: xdist's own answer (one per core) wins when xdist happens to load after this plugin."""
     try:
-        targets = _expand(resolve_config(config).target)
+        targets = expand_globs(resolve_config(config).target)
     except ConfigError:
         return None  # pytest_configure says what is wrong
     if not targets:
@@ -345,23 +295,7 @@ def pytest_runtest_makereport(
     if boot_error is not None and report.failed:
         report.user_properties.append(("makrx_boot_error", boot_error))
     if report.failed and call.excinfo is not None:
-        info = contract_of(item)
-        error = call.excinfo.value
-        head = f"{info.id} [{info.level.value}] " if info else ""
-        transport = _transport_error(error)
-        if isinstance(error, ContractViolation):
-            report.longrepr = head + str(error)
-            report.user_properties.append(("makrx_reason", f"{error.title} (received: {error.received})"))
-        elif transport is not None:
-            cause = f"{type(transport).__name__}: {transport or 'no detail'}"
-            report.longrepr = (
-                f"{head}the backend did not answer a request of the contract\n"
-                f"  Request: {_request_line(transport)}\n  Cause: {cause}"
-            )
-            report.user_properties.append(("makrx_reason", f"no answer ({cause})"))
-        target = item.config.stash[stash.TARGETS].get(spec.display) if spec else None
-        if target is not None and target.log_path is not None:
-            report.sections.append(("backend log (last lines)", target.log_tail(20)))
+        describe_failure(item, report, call.excinfo.value)
     return report
 
 
@@ -379,30 +313,6 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     if first.setdefault(str(props.get("makrx_target", "")), report.nodeid) == report.nodeid:
         return None
     return "unbooted", "b", "UNBOOTED"
-
-
-def _transport_error(error: BaseException) -> httpx.TransportError | None:
-    """The timeout, reset or refusal behind a contract's error, also inside hypothesis' FlakyFailure and
-    exception groups: a backend that stops answering is the contract's failure, not a traceback."""
-    seen: set[int] = set()
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, httpx.TransportError):
-            return current
-        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
-        pending += list(getattr(current, "exceptions", ()))
-    return None
-
-
-def _request_line(error: httpx.TransportError) -> str:
-    try:
-        return f"{error.request.method} {error.request.url}"
-    except RuntimeError:  # raised before a request was attached
-        return "(unknown)"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -435,7 +345,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if fixed and makrx.strict and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # under --makrx-strict a baseline only shrinks
     if baseline is not None and makrx.baseline_update:
-        scorecard.notes += _update_baseline(baseline, scorecard)
+        scorecard.notes += rewrite(baseline, scorecard)
     # A lone target that cannot boot ends the run before any report reaches the scorecard (`fixtures.fail_run`); its
     # card still says why (serially from the stash, under xdist from the worker's message that stopped the
     # run) and, as every card, the gate's verdict: what a merge of per-job cards needs (harness/merge.py).
@@ -451,21 +361,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             scorecard.notes.append(f"{target} could not boot: {error}")
     scorecard.meta["gate"] = "passed" if session.exitstatus == pytest.ExitCode.OK else "failed"
     scorecard.publish(session.config.stash[stash.CONFIG].report)
-
-
-def _update_baseline(baseline: Baseline, scorecard: Scorecard) -> list[str]:
-    """Rewrite the baseline with this run's failures (keeping what the run did not judge); one line per
-    failure added or removed, so none is added silently."""
-    ran = {(row.target, row.contract) for row in scorecard.rows.values()}
-    document = merged(baseline, scorecard.to_json(), ran)
-    baseline.path.parent.mkdir(parents=True, exist_ok=True)
-    baseline.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    added, removed = diff(baseline.keys, recorded_keys(document))
-    return (
-        [f"baseline {baseline.path}: added {line}" for line in added]
-        + [f"baseline {baseline.path}: removed {line}" for line in removed]
-        + [f"baseline {baseline.path} rewritten: {len(added)} added, {len(removed)} removed"]
-    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
