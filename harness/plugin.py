@@ -42,6 +42,8 @@ from .fixtures import (  # noqa: F401  (imported to register them: the fixtures 
     temp_root,
 )
 from .isolation import isolate
+from .issuer.key import adopt_keys, export_keys
+from .issuer.keys import contract_run_keys
 from .process import die_with_parent
 from .report import Scorecard
 from .suite import CONTRACTS_DIR, FIXTURES_PLUGIN, ContractSuite
@@ -109,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _install_sigterm_handler(config)
     if hasattr(config, "workerinput"):
         _follow_controller(config)
+        adopt_keys(config.workerinput.get("makrx_issuer_keys", {}))
 
 
 def _follow_controller(config: pytest.Config) -> None:
@@ -156,8 +159,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller, once per worker before it starts: the worker learns the controller's pid (to die
-    with it), and forks its backends from one fork server per target, started here with the first worker,
-    rather than each importing the packages again."""
+    with it), forks its backends from one fork server per target, started here with the first worker,
+    rather than each importing the packages again, and gets the issuer's keys, made here once."""
     config = node.config
     node.workerinput["makrx_controller"] = os.getpid()
     specs = config.stash.get(stash.SPECS, [])
@@ -168,6 +171,10 @@ def pytest_configure_node(node: Any) -> None:
             specs, temp_root=temp_root(), python=config.stash[stash.CONFIG].python
         )
     node.workerinput["makrx_fork_servers"] = config.stash[stash.FORK_SERVERS].names
+    if stash.ISSUER_KEYS not in config.stash:
+        seed = config.stash[stash.CONFIG].seed
+        config.stash[stash.ISSUER_KEYS] = export_keys(contract_run_keys(0 if seed is None else seed))
+    node.workerinput["makrx_issuer_keys"] = config.stash[stash.ISSUER_KEYS]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "BOOT_ERRORS",
     "CONFIG",
     "FORK_SERVERS",
+    "ISSUER_KEYS",
     "LEFT_OUT",
     "PROVIDER",
     "SCORECARD",
@@ -33,6 +34,7 @@ LEFT_OUT = pytest.StashKey[list[str]]()  # glob matches that are not backends
 UNBOOTED_FIRST = pytest.StashKey[dict[str, str]]()  # target label -> the test that shows its boot error
 SCORECARD = pytest.StashKey[Scorecard]()  # the controller's (or a plain run's)
 FORK_SERVERS = pytest.StashKey[SharedForkServers]()  # the xdist controller's, one per target
+ISSUER_KEYS = pytest.StashKey[dict[str, str]]()  # the xdist controller's, PEMs by key spec (issuer/key.py)
 BASELINE = pytest.StashKey[Baseline | None]()
 PROVIDER = pytest.StashKey[tuple[str, str]]()  # (services provider, why), once the services started
 

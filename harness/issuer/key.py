@@ -6,7 +6,8 @@ import base64
 import datetime as _dt
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any, Final, Literal
 
@@ -17,7 +18,19 @@ from cryptography.x509.oid import NameOID
 
 from ._jose import b64url, sign_bytes
 
-__all__ = ["ACTIVE", "NEXT", "PASSIVE", "RETIRED", "Key", "KeyState", "PrivateKey", "generated_key"]
+__all__ = [
+    "ACTIVE",
+    "NEXT",
+    "PASSIVE",
+    "RETIRED",
+    "Key",
+    "KeySpec",
+    "KeyState",
+    "PrivateKey",
+    "adopt_keys",
+    "export_keys",
+    "generated_key",
+]
 
 KeyState = Literal["next", "active", "passive", "retired"]
 """``next``: published, not yet signing. ``active``: signs new tokens. ``passive``: the previous
@@ -41,7 +54,7 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 # Key material: OpenSSL's generator, each key once per process
 # --------------------------------------------------------------------------------------------------
 
-_made: dict[tuple[str, int, int, str], PrivateKey] = {}
+_made: dict[tuple[str, int, int, str], PrivateKey] = {}  # by KeySpec
 _making: dict[tuple[str, int, int, str], threading.Lock] = {}
 _making_guard = threading.Lock()
 
@@ -70,6 +83,32 @@ def generated_key(kty: str, size: int, seed: int | None, label: str) -> PrivateK
         if made is None:
             made = _made[spec] = _generate(kty, size)
         return made
+
+
+KeySpec = tuple[str, int, int, str]  # (kty, size, seed, label), as generated_key takes them
+
+
+def export_keys(specs: Iterable[KeySpec]) -> dict[str, str]:
+    """The PEMs of these keys, made here two at a time: what the xdist controller hands its workers, so a
+    run makes each key once, not once per worker while every worker also boots its backend."""
+    wanted = list(specs)
+    with ThreadPoolExecutor(2) as pool:  # OpenSSL releases the GIL while it searches primes
+        made = list(pool.map(lambda spec: generated_key(*spec), wanted))
+    return {
+        ":".join(map(str, spec)): key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        for spec, key in zip(wanted, made, strict=True)
+    }
+
+
+def adopt_keys(pems: Mapping[str, str]) -> None:
+    """Take keys :func:`export_keys` made in another process as this process's own."""
+    for name, pem in pems.items():
+        kty, size, seed, label = name.split(":")
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+        _made.setdefault((kty, int(size), int(seed), label), key)
 
 
 def _uint_b64(value: int, length: int | None = None) -> str:

@@ -11,11 +11,19 @@ from typing import Any
 from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url_decode, verify_signature
-from .key import ACTIVE, NEXT, PASSIVE, RETIRED, Key, KeyState, PrivateKey, generated_key
+from .key import ACTIVE, NEXT, PASSIVE, RETIRED, Key, KeySpec, KeyState, PrivateKey, generated_key
 
-__all__ = ["Key", "KeySet", "KeyState", "generated_key"]
+__all__ = ["Key", "KeySet", "KeyState", "contract_run_keys", "generated_key"]
 
 _SIGNING_ALGS = {"RS256": ("RSA", None), "ES256": ("EC", 256)}
+
+
+def contract_run_keys(seed: int) -> list[KeySpec]:
+    """The keys the issuer of a contract run (RS256, 2048 bits) makes: the active and enc keys at its start,
+    the next ones of the rotation contracts, the retired stand-in and the attacker's (attacker.py)."""
+    return [
+        ("RSA", 2048, seed, label) for label in ("sig-0", "enc-0", "sig-1", "sig-2", "sig-3", "retired-0", "attacker-0")
+    ]
 
 
 class KeySet:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from makrx_contracts.harness.errors import IssuerError
 from makrx_contracts.harness.issuer import Issuer, KeySet
 from makrx_contracts.harness.issuer import keys as keys_module
+from makrx_contracts.harness.issuer.key import export_keys
 from makrx_contracts.harness.issuer.keys import Key, generated_key
 
 from .conftest import AUDIENCE
@@ -163,3 +167,19 @@ def test_token_factory_without_a_server() -> None:
     }
     with pytest.raises(IssuerError, match="no issuer URL"):
         TokenFactory(keys).mint()
+
+
+def test_keys_exported_by_one_process_are_the_keys_another_adopts() -> None:
+    """What the xdist controller hands its workers: the same key material, so no worker makes its own."""
+    spec = ("RSA", 2048, 987654, "sig-0")
+    pems = export_keys([spec])
+    script = (
+        "import json, sys\n"
+        "from makrx_contracts.harness.issuer.key import adopt_keys, generated_key\n"
+        "adopt_keys(json.loads(sys.stdin.read()))\n"
+        f"print(generated_key{spec!r}.public_key().public_numbers().n)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(pems), capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out) == generated_key(*spec).public_key().public_numbers().n
