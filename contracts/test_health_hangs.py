@@ -20,7 +20,7 @@ from .burst import RateOp
 from .hangs import PROBE_BOUND, RECOVER_WITHIN, Dependency, hung_issuer, judge_hang, redis_readiness_problem
 from .provoke import Provoker, frozen, outage
 
-pytestmark = pytest.mark.health
+pytestmark = [pytest.mark.health, pytest.mark.long(5)]  # the longest: one freeze waits out a request bound
 
 REQUEST_BOUND = 20.0  # seconds an everyday request may take while the database hangs
 

@@ -144,8 +144,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto` for a contract run. A worker mostly waits — on its backend's answers and on the
     conventions' timers (JWKS TTL, cooldowns, Redis recovery) — and keeps about half a core busy, so two
-    workers per core; one target has four long modules to run side by side, several targets get a worker
-    each. tryfirst: xdist's own answer (one per core) wins when xdist happens to load after this plugin."""
+    workers per core, at most four for one target (its long modules run side by side), a worker per
+    target for several. tryfirst: xdist's own answer (one per core) wins when xdist happens to load after
+    this plugin."""
     try:
         targets = expand_globs(resolve_config(config).target)
     except ConfigError:
