@@ -12,7 +12,9 @@ from typing import Any
 from ._http import HttpServer, Reply, Request
 from .key import Key, generated_key
 
-__all__ = ["AttackerServer", "Hit"]
+__all__ = ["ATTACKER_LABEL", "AttackerServer", "Hit"]
+
+ATTACKER_LABEL = "attacker-0"
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ class AttackerServer:
     """
 
     def __init__(self, *, seed: int | None = 0, realm: str = "attacker") -> None:
-        private = generated_key("RSA", 2048, seed, "attacker-0")
-        self.key = Key(private, alg="RS256", use="sig", realm=realm, label="attacker-0", index=0)
+        private = generated_key("RSA", 2048, seed, ATTACKER_LABEL)
+        self.key = Key(private, alg="RS256", use="sig", realm=realm, label=ATTACKER_LABEL, index=0)
         self.key.state = "active"
         self._hits: list[Hit] = []
         self._lock = threading.Lock()

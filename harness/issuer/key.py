@@ -54,8 +54,10 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 # Key material: OpenSSL's generator, each key once per process
 # --------------------------------------------------------------------------------------------------
 
-_made: dict[tuple[str, int, int, str], PrivateKey] = {}  # by KeySpec
-_making: dict[tuple[str, int, int, str], threading.Lock] = {}
+KeySpec = tuple[str, int, int, str]  # (kty, size, seed, label), as generated_key takes them
+
+_made: dict[KeySpec, PrivateKey] = {}
+_making: dict[KeySpec, threading.Lock] = {}
 _making_guard = threading.Lock()
 
 
@@ -75,7 +77,7 @@ def generated_key(kty: str, size: int, seed: int | None, label: str) -> PrivateK
     """
     if seed is None:
         return _generate(kty, size)
-    spec = (kty, size, seed, label)
+    spec: KeySpec = (kty, size, seed, label)
     with _making_guard:
         lock = _making.setdefault(spec, threading.Lock())
     with lock:  # one key per spec, also when two issuers' warm-up threads ask at once
@@ -83,9 +85,6 @@ def generated_key(kty: str, size: int, seed: int | None, label: str) -> PrivateK
         if made is None:
             made = _made[spec] = _generate(kty, size)
         return made
-
-
-KeySpec = tuple[str, int, int, str]  # (kty, size, seed, label), as generated_key takes them
 
 
 def export_keys(specs: Iterable[KeySpec]) -> dict[str, str]:

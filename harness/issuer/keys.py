@@ -11,19 +11,26 @@ from typing import Any
 from makrx_contracts.harness.errors import IssuerError
 
 from ._jose import b64url_decode, verify_signature
+from .attacker import ATTACKER_LABEL
 from .key import ACTIVE, NEXT, PASSIVE, RETIRED, Key, KeySpec, KeyState, PrivateKey, generated_key
 
 __all__ = ["Key", "KeySet", "KeyState", "contract_run_keys", "generated_key"]
 
 _SIGNING_ALGS = {"RS256": ("RSA", None), "ES256": ("EC", 256)}
+_ENC_LABEL = "enc-0"
+_RETIRED_LABEL = "retired-0"
+_ROTATED_KEYS = 3  # the furthest rotation contract promotes three keys after the first
+
+
+def _signing_label(index: int) -> str:
+    return f"sig-{index}"
 
 
 def contract_run_keys(seed: int) -> list[KeySpec]:
     """The keys the issuer of a contract run (RS256, 2048 bits) makes: the active and enc keys at its start,
     the next ones of the rotation contracts, the retired stand-in and the attacker's (attacker.py)."""
-    return [
-        ("RSA", 2048, seed, label) for label in ("sig-0", "enc-0", "sig-1", "sig-2", "sig-3", "retired-0", "attacker-0")
-    ]
+    signing = [_signing_label(index) for index in range(1 + _ROTATED_KEYS)]
+    return [("RSA", 2048, seed, label) for label in (*signing, _ENC_LABEL, _RETIRED_LABEL, ATTACKER_LABEL)]
 
 
 class KeySet:
@@ -75,7 +82,7 @@ class KeySet:
     def _signing_key(self, index: int) -> Key:
         with self._lock:
             if index not in self._pool:
-                label = f"sig-{index}"
+                label = _signing_label(index)
                 self._pool[index] = Key(
                     self._maker(label), alg=self.algorithm, use="sig", realm=self.realm, label=label, index=index
                 )
@@ -94,7 +101,12 @@ class KeySet:
         with self._lock:
             if self._enc is None:
                 self._enc = Key(
-                    self._maker("enc-0", enc=True), alg="RSA-OAEP", use="enc", realm=self.realm, label="enc-0", index=-1
+                    self._maker(_ENC_LABEL, enc=True),
+                    alg="RSA-OAEP",
+                    use="enc",
+                    realm=self.realm,
+                    label=_ENC_LABEL,
+                    index=-1,
                 )
                 self._enc.state = ACTIVE
         return self._enc
@@ -267,11 +279,11 @@ class KeySet:
         with self._lock:
             if self._ghost is None:
                 ghost = Key(
-                    self._maker("retired-0"),
+                    self._maker(_RETIRED_LABEL),
                     alg=self.algorithm,
                     use="sig",
                     realm=self.realm,
-                    label="retired-0",
+                    label=_RETIRED_LABEL,
                     index=-2,
                 )
                 ghost.state = RETIRED
