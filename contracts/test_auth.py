@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from makrx_contracts.harness.backend.resolve import TargetSpec
 from makrx_contracts.harness.backend.settings import RoleRule
-from makrx_contracts.harness.contract import MUST, SHOULD, expect, violation
+from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_status, violation
 from makrx_contracts.harness.issuer import Issuer
 from makrx_contracts.harness.issuer.catalogue import ACCEPT, CATALOGUE, BadTokens, get
 from makrx_contracts.harness.issuer.fixtures import TokenMaker
@@ -148,13 +148,7 @@ def test_a_malformed_authorization_header_is_401(
             )
         return
     response = caller.send(value.strip(), title=f"a malformed Authorization header ({header})", expected="401")
-    expect(
-        response.status_code == 401,
-        f"a malformed Authorization header ({header}) was not refused with 401",
-        received=str(response.status_code),
-        expected="401",
-        response=response,
-    )
+    expect_status(response, 401, f"a malformed Authorization header ({header}) was not refused with 401")
 
 
 @pytest.mark.contract("AUTH-VALID-TOKEN", level=MUST)
@@ -556,13 +550,7 @@ def test_a_missing_role_is_403(
                 expected=f"403: the caller is known but lacks {' / '.join(rule.roles)}",
                 response=response,
             )
-        expect(
-            response.status_code == 403,
-            f"{rule.method} {rule.path} did not forbid a caller without the role",
-            received=str(response.status_code),
-            expected="403",
-            response=response,
-        )
+        expect_status(response, 403, f"{rule.method} {rule.path} did not forbid a caller without the role")
 
 
 @pytest.mark.contract("AUTH-ROLE-SOURCES", level=MUST)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from makrx_contracts.harness.client import ContractClient
-from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually
+from makrx_contracts.harness.contract import MUST, SHOULD, expect, expect_eventually, expect_status
 
 from .errorshape import expect_no_leaks
 from .probes import LIVENESS, READINESS, answering, declares_redis
@@ -41,13 +41,7 @@ def test_liveness_endpoints_exist(makrx_client: ContractClient, path: str) -> No
     CONVENTIONS, Readiness: "Provide /health/live and /health/readyz (and under /api/v1)".
     """
     response = makrx_client.get(path)
-    expect(
-        response.status_code == 200,
-        f"liveness {path} must answer 200",
-        received=str(response.status_code),
-        expected="200",
-        response=response,
-    )
+    expect_status(response, 200, f"liveness {path} must answer 200")
 
 
 @pytest.mark.contract("HEALTH-READY", level=MUST)
@@ -58,13 +52,7 @@ def test_readiness_is_200_when_dependencies_are_up(makrx_client: ContractClient,
     CONVENTIONS, Readiness: "... with DB and Keycloak checks".
     """
     response = makrx_client.get(path)
-    expect(
-        response.status_code == 200,
-        f"readiness {path} must answer 200 with DB and Keycloak up",
-        received=str(response.status_code),
-        expected="200",
-        response=response,
-    )
+    expect_status(response, 200, f"readiness {path} must answer 200 with DB and Keycloak up")
 
 
 @pytest.mark.contract("HEALTH-NO-SECRETS", level=MUST)

@@ -22,6 +22,7 @@ __all__ = [
     "contract_of",
     "expect",
     "expect_eventually",
+    "expect_status",
     "violation",
 ]
 
@@ -116,6 +117,18 @@ def expect(
     __tracebackhide__ = True
     if not condition:
         raise violation(title, received=received, expected=expected, response=response, details=details)
+
+
+def expect_status(response: httpx.Response, status: int, title: str) -> None:
+    """Raise a ContractViolation unless ``response`` answered ``status``."""
+    __tracebackhide__ = True
+    expect(
+        response.status_code == status,
+        title,
+        received=str(response.status_code),
+        expected=str(status),
+        response=response,
+    )
 
 
 def expect_eventually(
