@@ -254,7 +254,7 @@ def lab(
                 issuer,
                 target,
                 Caller(target.base_url, operation, makrx_source_addresses),
-                TokenMaker(issuer, client_id),
+                TokenMaker(issuer, client_id, makrx_target_spec.settings.token_roles),
             )
             try:
                 yield found

@@ -358,6 +358,7 @@ def test_mutated_tokens_get_the_right_answer(
     makrx_issuer: Issuer,
     makrx_config,
     makrx_client_id: str,
+    makrx_token_roles: tuple[str, ...],
     catalogue: CatalogueAnswers,
     valid_token: ValidTokenCheck,
 ) -> None:
@@ -386,7 +387,7 @@ def test_mutated_tokens_get_the_right_answer(
     def check(plan: MutationPlan) -> None:
         if unanswered:
             return  # shrinking through requests that each wait HANG_SECONDS would take minutes
-        mutation = plan.apply(makrx_issuer, audience)
+        mutation = plan.apply(makrx_issuer, audience, makrx_token_roles)
         details = f"Mutation {mutation.redacted()}\nReproduce with --makrx-seed={seed}."
         try:
             response = caller.raw(bearer(mutation.token))

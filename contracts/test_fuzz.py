@@ -214,7 +214,8 @@ def fuzz_run(
         pytest.skip("--makrx-fuzz-examples=0 switches fuzzing off")
     token = None
     if makrx_target.restartable:  # only a launched backend trusts the harness's issuer
-        roles = {"user", *(role for rule in makrx_target.spec.settings.roles for role in rule.roles)}
+        settings = makrx_target.spec.settings
+        roles = {*settings.token_roles, *(role for rule in settings.roles for role in rule.roles)}
         token = request.getfixturevalue("make_token")(user="makrx-fuzz", roles=tuple(sorted(roles)))
     # Also where the document is silent but a token is needed (a header read by hand): `protection`.
     secured = {(op.method, op.path) for op in request.getfixturevalue("protection").operations(openapi) if op.secured}

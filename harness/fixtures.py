@@ -47,6 +47,7 @@ __all__ = [
     "makrx_source_addresses",
     "makrx_target",
     "makrx_target_spec",
+    "makrx_token_roles",
     "makrx_workdir",
     "temp_root",
 ]
@@ -163,15 +164,29 @@ def makrx_client_id(pytestconfig: pytest.Config) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def make_token(makrx_issuer: Issuer, makrx_client_id: str | None) -> TokenMaker:
-    """Mint a valid access token (audience: the current target's client id); keywords override claims."""
-    return TokenMaker(makrx_issuer, makrx_client_id)
+def makrx_token_roles(pytestconfig: pytest.Config) -> tuple[str, ...] | None:
+    """The realm roles a plain token of the target being checked carries (its ``token_roles``); None without
+    a target (the issuer's default roles then). Parametrized with the target in a matrix, as
+    ``makrx_client_id`` is."""
+    specs = pytestconfig.stash.get(stash.SPECS, [])
+    return specs[0].settings.token_roles if specs else None
 
 
 @pytest.fixture(scope="session")
-def bad_token(makrx_issuer: Issuer, makrx_client_id: str | None) -> BadTokens:
+def make_token(
+    makrx_issuer: Issuer, makrx_client_id: str | None, makrx_token_roles: tuple[str, ...] | None
+) -> TokenMaker:
+    """Mint a valid access token (audience: the current target's client id, realm roles: its token_roles);
+    keywords override claims."""
+    return TokenMaker(makrx_issuer, makrx_client_id, makrx_token_roles)
+
+
+@pytest.fixture(scope="session")
+def bad_token(
+    makrx_issuer: Issuer, makrx_client_id: str | None, makrx_token_roles: tuple[str, ...] | None
+) -> BadTokens:
     """The bad-token catalogue for the current target: ``bad_token("alg_none")``, ``bad_token.cases``."""
-    return BadTokens(makrx_issuer, makrx_client_id)
+    return BadTokens(makrx_issuer, makrx_client_id, makrx_token_roles)
 
 
 @pytest.fixture(scope="session")
@@ -250,8 +265,6 @@ def makrx_target(makrx_target_spec: TargetSpec, request: pytest.FixtureRequest) 
         _check_answers(str(spec.url), request, spec)
         return RunningTarget(spec=spec, base_url=str(spec.url))
     launcher: TargetLauncher = request.getfixturevalue("makrx_launcher")
-    issuer = request.getfixturevalue("makrx_issuer")
-    issuer.tokens.default_roles = spec.settings.token_roles  # tokens minted without roles carry the target's
     try:
         target = launcher.launch(name=spec.display.replace("/", "_"))
     except HarnessError as exc:

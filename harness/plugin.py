@@ -10,6 +10,7 @@ import gc
 import os
 import signal
 from collections.abc import Generator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from .fixtures import (  # noqa: F401  (imported to register them: the fixtures 
     makrx_source_addresses,
     makrx_target,
     makrx_target_spec,
+    makrx_token_roles,
     makrx_workdir,
     temp_root,
 )
@@ -122,22 +124,24 @@ def _follow_controller(config: pytest.Config) -> None:
         pytest.exit("the xdist controller of this worker is gone", returncode=pytest.ExitCode.INTERRUPTED)
 
 
+# make_token's audience and roles: the client id and token_roles of the target a test runs against
+_OF_THE_TARGET = {"makrx_client_id": attrgetter("client_id"), "makrx_token_roles": attrgetter("settings.token_roles")}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Several targets: every contract runs once per target (one session-scoped backend each)."""
     specs = metafunc.config.stash.get(stash.SPECS, [])
     if len(specs) < 2 or "makrx_target_spec" not in metafunc.fixturenames:
         return
     ids = [spec.display for spec in specs]
-    if "makrx_client_id" in metafunc.fixturenames:  # make_token's audience: the client id of the same target
-        metafunc.parametrize(
-            ("makrx_target_spec", "makrx_client_id"),
-            [(spec, spec.client_id) for spec in specs],
-            indirect=["makrx_target_spec"],
-            scope="session",
-            ids=ids,
-        )
-    else:
-        metafunc.parametrize("makrx_target_spec", specs, indirect=True, scope="session", ids=ids)
+    derived = {name: of for name, of in _OF_THE_TARGET.items() if name in metafunc.fixturenames}
+    metafunc.parametrize(
+        ("makrx_target_spec", *derived),
+        [(spec, *(of(spec) for of in derived.values())) for spec in specs],
+        indirect=["makrx_target_spec"],
+        scope="session",
+        ids=ids,
+    )
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

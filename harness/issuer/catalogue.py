@@ -19,7 +19,7 @@ refuses (a numeric-string or missing exp, a future iat, an unknown crit, a kid t
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -109,15 +109,18 @@ class Case:
         if self.preparer is not None:
             self.preparer(issuer)
 
-    def build(self, issuer: Issuer, audience: str | None = None, **options: Any) -> str:
-        """The token for this case, against ``issuer`` and the backend's ``audience`` (its client id);
-        ``options`` go to the case's builder (``oversized_16kb`` takes ``size``)."""
+    def build(
+        self, issuer: Issuer, audience: str | None = None, roles: Sequence[str] | None = None, **options: Any
+    ) -> str:
+        """The token for this case, against ``issuer``, the backend's ``audience`` (its client id) and the
+        realm ``roles`` of its plain tokens; ``options`` go to the case's builder (``oversized_16kb`` takes
+        ``size``)."""
         if not self.applies(issuer):
             raise IssuerError(
                 f"bad-token case {self.name!r} does not apply to a {issuer.algorithm} issuer",
                 fix="filter with case.applies(issuer) or BadTokens.cases",
             )
-        return self.builder(Forge(issuer, audience), **options)
+        return self.builder(Forge(issuer, audience, roles), **options)
 
 
 _REGISTRY: dict[str, Case] = {}
@@ -890,14 +893,15 @@ class BadTokens:
     object (verdict, hint). Calling prepares the issuer's key state when the case needs it.
     """
 
-    def __init__(self, issuer: Issuer, audience: str | None = None) -> None:
+    def __init__(self, issuer: Issuer, audience: str | None = None, roles: Sequence[str] | None = None) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.roles = roles
 
     def __call__(self, name: str, audience: str | None = None, **options: Any) -> str:
         case = get(name)
         case.prepare(self.issuer)
-        return case.build(self.issuer, audience if audience is not None else self.audience, **options)
+        return case.build(self.issuer, audience if audience is not None else self.audience, self.roles, **options)
 
     def case(self, name: str) -> Case:
         return get(name)

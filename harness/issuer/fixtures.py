@@ -16,7 +16,7 @@ case (see :mod:`harness.issuer.catalogue`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import pytest
@@ -80,19 +80,19 @@ def makrx_issuer_clean_factory(issuer_fixture_name: str = "makrx_issuer") -> Cal
 
 
 class TokenMaker:
-    """``make_token(roles=("admin",), expires_in=-10, ...)``: ``issuer.mint`` with a default audience."""
+    """``make_token(roles=("admin",), expires_in=-10, ...)``: ``issuer.mint`` with a default audience and
+    default realm roles (the issuer's own when None)."""
 
-    def __init__(self, issuer: Issuer, audience: str | None = None) -> None:
+    def __init__(self, issuer: Issuer, audience: str | None = None, roles: Sequence[str] | None = None) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.roles = roles
 
     def __call__(self, **kwargs: Any) -> str:
-        kwargs.setdefault("audience", self.audience)
-        return self.issuer.mint(**kwargs)
+        return self.issuer.mint(**{"audience": self.audience, "roles": self.roles, **kwargs})
 
     def claims(self, **kwargs: Any) -> dict[str, Any]:
-        kwargs.setdefault("audience", self.audience)
-        return self.issuer.claims(**kwargs)
+        return self.issuer.claims(**{"audience": self.audience, "roles": self.roles, **kwargs})
 
 
 def make_token_factory(

@@ -33,16 +33,20 @@ def members_segment(members: Iterable[tuple[str, Any]]) -> str:
 
 
 class Forge:
-    """Tokens for ``issuer`` and ``audience`` (its primary one) with any header, claims, alg or key.
+    """Tokens for ``issuer``, ``audience`` (its primary one) and ``roles`` (the realm roles of a plain token,
+    the issuer's default when None) with any header, claims, alg or key.
 
     ``header(**members)`` starts from the active key's Keycloak header and ``claims(**overrides)`` from a
     fresh access-token payload; an override of ``None`` removes a member (merge a dict to set JSON null).
     ``sign()`` with no arguments is a valid access token.
     """
 
-    def __init__(self, issuer: Issuer, audience: str | Sequence[str] | None = None) -> None:
+    def __init__(
+        self, issuer: Issuer, audience: str | Sequence[str] | None = None, roles: Sequence[str] | None = None
+    ) -> None:
         self.issuer = issuer
         self.audience = primary_audience(issuer.default_audience if audience is None else audience)
+        self.roles = roles
         self.key: Key = issuer.keys.active
         self.now = issuer.now()
 
@@ -50,7 +54,7 @@ class Forge:
         return jws_header(self.key.alg, self.key.kid, **members)
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
-        return self.issuer.claims(audience=self.audience, **overrides)
+        return self.issuer.claims(**{"audience": self.audience, "roles": self.roles, **overrides})
 
     def sign(
         self, *, header: Segment | None = None, claims: Segment | None = None, alg: str | None = None, key: Any = None

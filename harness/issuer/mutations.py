@@ -77,8 +77,8 @@ class MutationPlan:
     operation: str
     args: tuple[Any, ...]
 
-    def apply(self, issuer: Issuer, audience: str | None = None) -> Mutation:
-        token, valid, ambiguous, description = OPS[self.operation].fn(Forge(issuer, audience), *self.args)
+    def apply(self, issuer: Issuer, audience: str | None = None, roles: Sequence[str] | None = None) -> Mutation:
+        token, valid, ambiguous, description = OPS[self.operation].fn(Forge(issuer, audience, roles), *self.args)
         return Mutation(token, valid, ambiguous, self.kind, self.operation, description, self)
 
     def __repr__(self) -> str:

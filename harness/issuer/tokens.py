@@ -123,7 +123,7 @@ class TokenFactory:
         ``audience`` is the ``aud`` claim as given (a string, or a list such as ``["x-api", "account"]``);
         ``azp`` defaults to the first audience. ``roles`` go to ``realm_access.roles`` and
         ``client_roles`` to ``resource_access.<client>.roles``, exactly as given (``roles`` defaults to
-        ``default_roles``, ["user"] unless a target's token_roles say otherwise). ``expires_in`` may be
+        ``default_roles``, ["user"]; the contract fixtures pass a target's token_roles). ``expires_in`` may be
         negative (an expired token). ``overrides`` (for names that are not identifiers, such as
         ``allowed-origins``) and keyword overrides replace claims; ``None`` removes one.
         """
