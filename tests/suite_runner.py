@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -85,6 +86,12 @@ def run_suite(target: Path | str, workdir: Path, *extra: str, timeout: float = 3
                 outcomes[cid].add("passed")
     notes = tuple(json.loads(card.read_text())["notes"]) if card.exists() else ()
     return SuiteResult(done.returncode, dict(outcomes), done.stdout[-6000:] + done.stderr[-3000:], notes)
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a run a test interrupts: SIGINT acts as from a terminal, also when this test run was
+    started with it ignored (``cmd &`` in a non-interactive shell ignores SIGINT, and exec keeps that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.scratch import enterable_dir
-from tests.suite_runner import REPO, killed_on_exit
+from tests.suite_runner import REPO, interruptible, killed_on_exit
 from tests.variants import load_variants
 
 
@@ -55,6 +55,7 @@ def start(target: str | Path, root: Path, *extra: str) -> subprocess.Popen[bytes
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=interruptible,
     )
     _outputs[proc.pid] = log
     return proc

@@ -14,26 +14,28 @@ from .suite_runner import run_suite
 # Loaded into each worker: records every key its issuer asks for and every key OpenSSL had to make there.
 _RECORDER = """
 import atexit, json, os
-from makrx_contracts.harness.issuer import key
+from makrx_contracts.harness.issuer import attacker, key, keys
 
-worker = os.environ.get("PYTEST_XDIST_WORKER")
 asked, generated = [], []
 _generated_key, _generate = key.generated_key, key._generate
+
 
 def generated_key(*spec):
     asked.append(spec[3])
     return _generated_key(*spec)
 
+
 def generate(*args):
     generated.append(args)
     return _generate(*args)
 
-if worker:
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller (PYTEST_XDIST_WORKER may be an outer run's)
+        return
     key._generate = generate
-    for name in ("keys", "attacker"):
-        module = __import__(f"makrx_contracts.harness.issuer.{name}", fromlist=["generated_key"])
-        module.generated_key = generated_key
-    out = os.path.join(os.environ["KEY_RECORD_DIR"], worker + ".json")
+    keys.generated_key = attacker.generated_key = generated_key
+    out = os.path.join(os.environ["KEY_RECORD_DIR"], config.workerinput["workerid"] + ".json")
     atexit.register(lambda: open(out, "w").write(json.dumps({"asked": asked, "generated": len(generated)})))
 """
 

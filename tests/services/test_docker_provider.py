@@ -25,7 +25,7 @@ from makrx_contracts.harness.services import docker_engine as engine
 from makrx_contracts.harness.services.docker import DEFAULT_IMAGES, DockerPostgres, DockerRedis
 from makrx_contracts.harness.services.docker_ownership import LABEL_OWNER, LABEL_RUN
 
-from ..suite_runner import REPO, killed_on_exit
+from ..suite_runner import REPO, interruptible, killed_on_exit
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
@@ -267,6 +267,7 @@ def test_an_interrupted_run_removes_its_containers(sig: signal.Signals, tmp_path
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=interruptible,
     )
     with killed_on_exit(run) as proc:
         deadline = time.monotonic() + 60
