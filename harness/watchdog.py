@@ -2,11 +2,14 @@
 
 Servers die with their parent through PR_SET_PDEATHSIG; files cannot, so this small process polls
 its parent and removes the given paths once the parent is gone. Started by the plugin; it exits by
-itself when the paths are already gone.
+itself when the paths are already gone. Before removing them it kills whatever still works in them: a
+server's children that a freeze (``pause()``, SIGSTOP) left stopped, which PDEATHSIG cannot reach (only
+their parent has it) and which, stopped, never notice their parent is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["parent_alive", "start_watchdog"]
+__all__ = ["kill_working_in", "parent_alive", "start_watchdog"]
 
 
 def start_watchdog(*paths: Path) -> subprocess.Popen[bytes]:
@@ -37,12 +40,28 @@ def parent_alive(pid: int) -> bool:
     return os.getppid() == pid
 
 
+def kill_working_in(paths: list[Path]) -> None:
+    """SIGKILL (which ends stopped processes too) every process whose working directory is in ``paths``."""
+    roots = [path.resolve() for path in paths]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if any(cwd == root or root in cwd.parents for root in roots):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     parent, paths = int(argv[0]), [Path(p) for p in argv[1:]]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while parent_alive(parent) and any(p.exists() for p in paths):
         time.sleep(0.25)
     time.sleep(0.5)  # let servers killed by the parent's death release their files
+    kill_working_in(paths)
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
     return 0
